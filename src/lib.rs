@@ -1,0 +1,3 @@
+//! Switchboard: a cloud telephony and IVR switch.
+
+pub mod sip;

@@ -1,0 +1,1 @@
+//! Serializer: start line, one line per header entry, Content-Length, body.

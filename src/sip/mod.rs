@@ -1,0 +1,3 @@
+//! The SIP stack: messages, transactions, dialogs, registrar, transports.
+
+pub mod message;
