@@ -1,3 +1,5 @@
 //! The SIP stack: messages, transactions, dialogs, registrar, transports.
 
 pub mod message;
+pub mod peer;
+pub mod registrar;

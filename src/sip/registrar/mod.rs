@@ -1,0 +1,4 @@
+//! The registrar (RFC 3261 §10) with digest authentication (RFC 2617,
+//! RFC 7616, RFC 8760).
+
+pub mod digest;
