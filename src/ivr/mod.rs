@@ -1,0 +1,4 @@
+//! IVR flows.
+
+pub mod duration;
+pub mod numbers;

@@ -1,0 +1,264 @@
+//! Shared harness of the integration tests: a real `switchboard serve`
+//! process on 127.0.0.1 with port 0, a scratch folder per test, and the
+//! real SIP peers (SIPp, sipsak) when installed.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A scratch folder removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "switchboard-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.0.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The test flow folder: number 100 answers at once, 200 rings 3 s first.
+pub const TEST_FLOWS: &[(&str, &str)] = &[
+    (
+        "main.yaml",
+        "name: main\nnumbers: [\"100\", \"+14155550100\"]\nstart: bye\nnodes:\n  bye: { hangup: {} }\n",
+    ),
+    (
+        "ringing.yaml",
+        "name: ringing\nnumbers: [\"200\"]\nring: 3s\nstart: bye\nnodes:\n  bye: { hangup: {} }\n",
+    ),
+];
+
+/// A running switch.
+pub struct Switch {
+    child: Option<Child>,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: Scratch,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Switch {
+    /// Starts `switchboard serve` with the test flows and a fresh SQLite file.
+    pub fn start(name: &str) -> Switch {
+        Switch::start_with(name, &[], |_| {})
+    }
+
+    /// Starts with extra CLI args; `prepare` runs on the scratch folder first
+    /// (to add agents with the CLI, say).
+    pub fn start_with(name: &str, extra: &[&str], prepare: impl FnOnce(&Scratch)) -> Switch {
+        let dir = Scratch::new(name);
+        for (file, text) in TEST_FLOWS {
+            dir.write(&format!("flows/{file}"), text);
+        }
+        std::fs::create_dir_all(dir.path().join("sounds")).expect("sounds dir");
+        prepare(&dir);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.arg("serve")
+            .args(["--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(["--public-ip", "127.0.0.1", "--domain", "127.0.0.1"])
+            .args(["--rtp-ports", "40000-49999", "--admin-token", "test-token"])
+            .arg("--database-url")
+            .arg(db_url(&dir))
+            .arg("--flows")
+            .arg(dir.path().join("flows"))
+            .arg("--sounds")
+            .arg(dir.path().join("sounds"))
+            .arg("--recordings")
+            .arg(dir.path().join("recordings"))
+            .args(extra)
+            .env("RUST_LOG", "info,switchboard=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn switchboard");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening sip=").nth(1) {
+                    let _ = tx.send(rest.to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("switch did not start:\n{}", log.lock().unwrap().join("\n"));
+            }
+        };
+        let (sip, http) = parse_listening(&line);
+        Switch { child: Some(child), sip, http, dir, log }
+    }
+
+    /// What the switch logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("switch did not stop after SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs the switch CLI against this switch's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(args)
+            .arg("--database-url")
+            .arg(db_url(&self.dir))
+            .output()
+            .expect("run switchboard cli")
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn db_url(dir: &Scratch) -> String {
+    format!("sqlite://{}", dir.path().join("switchboard.db").display())
+}
+
+fn parse_listening(rest: &str) -> (SocketAddr, SocketAddr) {
+    let mut parts = rest.split_whitespace();
+    let sip = parts.next().expect("sip addr").parse().expect("sip addr");
+    let http = parts
+        .next()
+        .and_then(|p| p.strip_prefix("http="))
+        .expect("http addr")
+        .parse()
+        .expect("http addr");
+    (sip, http)
+}
+
+/// Whether a peer program is installed. When it is not: with
+/// `SWITCHBOARD_REQUIRE_PEERS=1` (set by `.ci/run`) the test fails, otherwise
+/// it prints why it is skipped and returns false.
+pub fn have_peer(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("SWITCHBOARD_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("{program} is required (SWITCHBOARD_REQUIRE_PEERS=1) but not installed");
+        }
+        eprintln!("skipped: {program} is not installed");
+    }
+    found
+}
+
+/// A free UDP port on 127.0.0.1 (also free for TCP at the time of asking).
+pub fn free_port() -> u16 {
+    loop {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = sock.local_addr().expect("addr").port();
+        if port % 2 == 0 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Runs SIPp against the switch with the flags every run needs (loopback
+/// only, own control port, bounded calls and time). `args` come last.
+pub fn sipp(switch: &Switch, args: &[&str]) -> Output {
+    let dir = switch.dir.path().join("sipp");
+    std::fs::create_dir_all(&dir).expect("sipp dir");
+    let local = free_port().to_string();
+    let media = free_port().to_string();
+    let control = free_port().to_string();
+    Command::new("sipp")
+        .current_dir(&dir)
+        .arg(switch.sip.to_string())
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
+        .args(["-p", &local, "-mp", &media, "-cp", &control])
+        .args(["-timeout", "30s", "-timeout_error", "-trace_err"])
+        .args(args)
+        .output()
+        .expect("run sipp")
+}
+
+/// Path of a scenario under tests/sipp/.
+pub fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Asserts SIPp exited 0, printing its output and the switch's log if not.
+pub fn assert_sipp_ok(out: &Output, switch: &Switch, what: &str) {
+    if !out.status.success() {
+        let errs = std::fs::read_dir(switch.dir.path().join("sipp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with("errors.log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        panic!(
+            "{what}: sipp failed ({})\nstdout:\n{}\nstderr:\n{}\nerrors:\n{}\nswitch log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            errs,
+            switch.log()
+        );
+    }
+}
