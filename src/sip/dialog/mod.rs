@@ -114,6 +114,10 @@ pub enum DialogError {
     /// The local CSeq reached 2^31 - 1 (§8.1.1.5).
     #[error("local CSeq exhausted")]
     SeqExhausted,
+    /// ACK and CANCEL are not built by [`Dialog::request`]: use
+    /// [`Dialog::ack_for`] and [`cancel_for`] (§13.2.2.4, §9.1).
+    #[error("ACK and CANCEL have their own builders")]
+    AckOrCancel,
     /// More early dialogs than [`MAX_EARLY_PER_INVITE`] for one INVITE.
     #[error("too many early dialogs for one INVITE")]
     TooManyForks,
@@ -133,6 +137,7 @@ impl DialogError {
             DialogError::NoSuchDialog => 481,
             DialogError::OutOfOrder { .. }
             | DialogError::SeqExhausted
+            | DialogError::AckOrCancel
             | DialogError::TooManyForks => 500,
         }
     }
@@ -184,6 +189,8 @@ impl Dialog {
     /// sequence = CSeq, local URI = To, remote URI = From, our tag
     /// `local_tag` (§19.3: at least 32 bits of randomness, see [`new_tag`]).
     /// The dialog starts early; [`Dialog::handle_sent_response`] confirms it.
+    /// An INVITE whose To already has a tag is a re-INVITE for a dialog we
+    /// do not know: [`DialogError::NoSuchDialog`] (481, §12.2.2).
     ///
     /// The switch has no TLS transport, so `secure` only reflects a `sips:`
     /// Request-URI.

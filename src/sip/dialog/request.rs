@@ -44,6 +44,9 @@ impl Dialog {
     /// new Via. For ACK to a 2xx use [`Dialog::ack_for`]; for CANCEL use
     /// [`super::cancel_for`].
     pub fn request(&mut self, method: Method, via: &LocalVia) -> Result<Request, DialogError> {
+        if matches!(method, Method::Ack | Method::Cancel) {
+            return Err(DialogError::AckOrCancel);
+        }
         let seq = match self.local_seq {
             None => 1,
             Some(s) if s < MAX_CSEQ => s + 1,

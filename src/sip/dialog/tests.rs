@@ -340,6 +340,12 @@ fn cseq_increments() {
         .collect();
     assert_eq!(seqs, [314160, 314161, 314162]);
     assert_eq!(d.local_seq(), Some(314162));
+    assert_eq!(
+        d.request(Method::Ack, &via()),
+        Err(DialogError::AckOrCancel),
+        "§13.2.2.4: ACK keeps the INVITE's number"
+    );
+    assert_eq!(d.local_seq(), Some(314162));
 
     let mut uas = uas_dialog();
     let bye = uas.request(Method::Bye, &via()).expect("BYE");
