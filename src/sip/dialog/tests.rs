@@ -614,3 +614,15 @@ fn uac_response_handling() {
     d.handle_response(&gone).expect("481");
     assert!(d.is_terminated());
 }
+
+/// RFC 3261 §12.1.1: a `sips:` Request-URI marks the dialog secure (the
+/// switch has no TLS transport to check against).
+#[test]
+fn sips_request_uri_sets_secure() {
+    let text = INCOMING_INVITE.replace(
+        "INVITE sip:1000@switch.example.com",
+        "INVITE sips:1000@switch.example.com",
+    );
+    let d = Dialog::new_uas(&req(&text), "t", uri("sips:switch@198.51.100.1")).expect("UAS dialog");
+    assert!(d.secure());
+}
