@@ -1,5 +1,6 @@
 //! The SIP stack: messages, transactions, dialogs, registrar, transports.
 
+pub mod dialog;
 pub mod message;
 pub mod peer;
 pub mod registrar;
