@@ -1,3 +1,4 @@
 //! Switchboard: a cloud telephony and IVR switch.
 
+pub mod media;
 pub mod sip;
