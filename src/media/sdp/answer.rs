@@ -120,6 +120,17 @@ pub struct Negotiated {
     pub media_index: usize,
 }
 
+impl Negotiated {
+    /// Whether the media engine should send RTP now: our direction allows
+    /// it and the remote address is a real one (not the RFC 2543 hold
+    /// address 0.0.0.0, RFC 3264 §8.4).
+    pub fn may_send(&self) -> bool {
+        self.direction.sends()
+            && !self.remote_rtp.ip().is_unspecified()
+            && self.remote_rtp.port() != 0
+    }
+}
+
 /// Answers `offer` (RFC 3264 §6): takes the first RTP/AVP audio stream
 /// holding a codec we support, picks the offer's first such codec, echoes
 /// telephone-event with the offered payload type, and rejects every other
@@ -580,6 +591,7 @@ a=sendrecv\r\n"
             assert_eq!(sdp.media[0].direction(), Some(answered), "{offered}");
             assert_eq!(neg.direction, answered);
             assert_eq!(neg.held, held, "{offered}");
+            assert_eq!(neg.may_send(), answered.sends());
         }
         // Session-level direction applies when the m= section has none,
         // and a media-level one overrides it (RFC 4566 §6).
@@ -606,6 +618,8 @@ a=sendrecv\r\n"
         let (_, neg) = answer(&offer, &local()).unwrap();
         assert!(neg.held);
         assert!(neg.remote_rtp.ip().is_unspecified());
+        assert_eq!(neg.direction, Direction::SendRecv);
+        assert!(!neg.may_send());
     }
 
     #[test]
