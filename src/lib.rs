@@ -1,4 +1,5 @@
 //! Switchboard: a cloud telephony and IVR switch.
 
 pub mod ivr;
+pub mod media;
 pub mod sip;

@@ -1,0 +1,4 @@
+//! Media: SDP offer/answer and the RTP port pool (DESIGN §4).
+
+pub mod port_pool;
+pub mod sdp;
