@@ -3,3 +3,4 @@
 pub mod message;
 pub mod peer;
 pub mod registrar;
+pub mod transaction;
