@@ -4,4 +4,5 @@ pub mod dialog;
 pub mod message;
 pub mod peer;
 pub mod registrar;
+pub mod transaction;
 pub mod transport;
