@@ -1,5 +1,6 @@
 //! Switchboard: a cloud telephony and IVR switch.
 
+pub mod call;
 pub mod ivr;
 pub mod media;
 pub mod sip;

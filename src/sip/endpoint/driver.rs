@@ -1,0 +1,414 @@
+//! The endpoint task: one loop over inbound messages, call commands and the
+//! transaction layer's timers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::screen::{options_response, screen_request};
+use super::{CallEvent, EndpointCommand};
+use crate::call::{CallServices, CallSetup, spawn_call};
+use crate::ivr::numbers::NumberPlan;
+use crate::sip::dialog::method_not_supported;
+use crate::sip::message::{CSeq, Message, Method, Request, Response};
+use crate::sip::peer::Peer;
+use crate::sip::transaction::{
+    ClientTxId, Event, Incoming, ServerTxId, TimerConfig, TransactionLayer,
+};
+use crate::sip::transport::{Inbound, TransportHandle};
+
+/// Settings of the endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Our address as written into Via and Contact (public IP, bound port).
+    pub advertised: SocketAddr,
+    /// The SIP domain agents register in (digest realm).
+    pub domain: String,
+    /// How long live calls may go on after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+/// Shared state the endpoint and the HTTP API read.
+pub struct Endpoint {
+    pub config: EndpointConfig,
+    pub numbers: Arc<RwLock<NumberPlan>>,
+    pub services: Arc<CallServices>,
+}
+
+struct CallEntry {
+    events: mpsc::UnboundedSender<CallEvent>,
+    invite_tx: ServerTxId,
+}
+
+struct State {
+    layer: TransactionLayer,
+    calls: HashMap<String, CallEntry>,
+    /// Client transactions sent by calls: which call and which request.
+    client_txs: HashMap<ClientTxId, (String, CSeq)>,
+    transport: TransportHandle,
+    commands_tx: mpsc::UnboundedSender<EndpointCommand>,
+    shutting_down: bool,
+}
+
+/// Runs the endpoint until `shutdown` resolves and every call has ended (or
+/// the grace period is over).
+pub async fn run_endpoint(
+    endpoint: Arc<Endpoint>,
+    transport: TransportHandle,
+    mut inbound: mpsc::Receiver<Inbound>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (commands_tx, mut commands) = mpsc::unbounded_channel();
+    let mut state = State {
+        layer: TransactionLayer::new(TimerConfig::default()),
+        calls: HashMap::new(),
+        client_txs: HashMap::new(),
+        transport,
+        commands_tx,
+        shutting_down: false,
+    };
+    tokio::pin!(shutdown);
+    let mut grace_deadline: Option<Instant> = None;
+    loop {
+        let next_timer = state.layer.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            Some(msg) = inbound.recv() => {
+                let now = Instant::now().into_std();
+                handle_inbound(&endpoint, &mut state, now, msg);
+            }
+            Some(cmd) = commands.recv() => {
+                let now = Instant::now().into_std();
+                handle_command(&mut state, now, cmd);
+            }
+            _ = sleep_until_opt(next_timer) => {
+                state.layer.handle_timeout(Instant::now().into_std());
+            }
+            _ = &mut shutdown, if !state.shutting_down => {
+                tracing::info!(calls = state.calls.len(), "shutting down: ending calls");
+                state.shutting_down = true;
+                grace_deadline = Some(Instant::now() + endpoint.config.shutdown_grace);
+                for call in state.calls.values() {
+                    let _ = call.events.send(CallEvent::Shutdown);
+                }
+            }
+            _ = sleep_until_opt(grace_deadline) => {
+                tracing::warn!(calls = state.calls.len(), "grace period over; leaving calls");
+                break;
+            }
+        }
+        flush(&mut state).await;
+        if state.shutting_down && state.calls.is_empty() {
+            // Let final transmissions (BYE responses, ACKs) leave.
+            flush(&mut state).await;
+            break;
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends what the layer queued and hands its events to the calls.
+async fn flush(state: &mut State) {
+    while let Some(t) = state.layer.poll_transmit() {
+        state.transport.send(t.dest, t.bytes).await;
+    }
+    while let Some(event) = state.layer.poll_event() {
+        match event {
+            Event::Response { tx, response } => {
+                if let Some((call_id, _)) = state.client_txs.get(&tx) {
+                    if response.status >= 200
+                        && response
+                            .headers
+                            .cseq()
+                            .is_ok_and(|c| c.method != Method::Invite)
+                    {
+                        let call_id = call_id.clone();
+                        state.client_txs.remove(&tx);
+                        to_call(state, &call_id, CallEvent::Response(response));
+                    } else {
+                        let call_id = call_id.clone();
+                        to_call(state, &call_id, CallEvent::Response(response));
+                    }
+                }
+            }
+            Event::Timeout(tx) | Event::TransportError(tx) => {
+                if let Some((call_id, cseq)) = state.client_txs.remove(&tx) {
+                    to_call(state, &call_id, CallEvent::RequestFailed(cseq));
+                }
+            }
+            Event::AckTimeout { call_id, .. } => to_call(state, &call_id, CallEvent::AckTimeout),
+            Event::ServerTimeout(tx) => tracing::debug!(?tx, "no ACK for a final response"),
+        }
+    }
+}
+
+fn to_call(state: &State, call_id: &str, event: CallEvent) {
+    if let Some(call) = state.calls.get(call_id) {
+        let _ = call.events.send(event);
+    }
+}
+
+fn respond(state: &mut State, now: std::time::Instant, tx: ServerTxId, response: Response) {
+    if let Err(err) = state.layer.send_response(now, tx, response) {
+        tracing::debug!(cause = %err, "response not sent");
+    }
+}
+
+fn handle_inbound(endpoint: &Endpoint, state: &mut State, now: std::time::Instant, msg: Inbound) {
+    match msg.message {
+        Message::Response(resp) => {
+            // A response that matches no transaction: a retransmitted 2xx
+            // to one of our INVITEs is the call's to re-ACK (§13.2.2.4).
+            if let Some(stray) = state.layer.handle_response(now, resp) {
+                if let Ok(call_id) = stray.headers.call_id() {
+                    let call_id = call_id.to_owned();
+                    to_call(state, &call_id, CallEvent::Response(stray));
+                }
+            }
+        }
+        Message::Request(mut req) => {
+            stamp_via(&mut req, msg.source);
+            match state.layer.handle_request(now, req, msg.source) {
+                Some(Incoming::Request { tx, request }) => {
+                    handle_request(endpoint, state, now, tx, request, msg.source)
+                }
+                Some(Incoming::Cancel {
+                    tx,
+                    cancelled,
+                    request,
+                }) => handle_cancel(state, now, tx, cancelled, &request),
+                Some(Incoming::Ack { request, .. }) => {
+                    if let Ok(call_id) = request.headers.call_id() {
+                        let call_id = call_id.to_owned();
+                        to_call(state, &call_id, CallEvent::Ack(request));
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came
+/// from in the top Via, so responses find their way back through NAT.
+fn stamp_via(req: &mut Request, source: Peer) {
+    let Ok(mut via) = req.headers.top_via() else {
+        return;
+    };
+    let mut changed = false;
+    if via.host.trim_matches(|c| c == '[' || c == ']') != source.addr.ip().to_string() {
+        via.params
+            .set("received", Some(&source.addr.ip().to_string()));
+        changed = true;
+    }
+    if via.params.get("rport") == Some(None) {
+        via.params
+            .set("rport", Some(&source.addr.port().to_string()));
+        via.params
+            .set("received", Some(&source.addr.ip().to_string()));
+        changed = true;
+    }
+    if changed {
+        replace_top_via(req, &via.to_string());
+    }
+}
+
+/// Replaces the first Via value (which may share a line with others).
+fn replace_top_via(req: &mut Request, new_top: &str) {
+    use crate::sip::message::HeaderName;
+    let values: Vec<String> = req
+        .headers
+        .values(&HeaderName::Via)
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    req.headers.remove(&HeaderName::Via);
+    // Keep Via first among the headers, one value per line.
+    for v in values[1..].iter().rev() {
+        req.headers.push_front(HeaderName::Via, v.clone());
+    }
+    req.headers.push_front(HeaderName::Via, new_top.to_owned());
+}
+
+fn handle_request(
+    endpoint: &Endpoint,
+    state: &mut State,
+    now: std::time::Instant,
+    tx: ServerTxId,
+    req: Request,
+    source: Peer,
+) {
+    if let Some(resp) = screen_request(&req) {
+        return respond(state, now, tx, resp);
+    }
+    let in_dialog = req.headers.to().is_ok_and(|to| to.tag().is_some());
+    let call_id = match req.headers.call_id() {
+        Ok(c) => c.to_owned(),
+        Err(_) => return,
+    };
+    if in_dialog {
+        if let Some(call) = state.calls.get(&call_id) {
+            let _ = call.events.send(CallEvent::Request { tx, request: req });
+        } else if req.method == Method::Options {
+            respond(state, now, tx, options_response(&req));
+        } else {
+            // §12.2.2: no such dialog.
+            respond(
+                state,
+                now,
+                tx,
+                Response::for_request(&req, 481, "Call/Transaction Does Not Exist"),
+            );
+        }
+        return;
+    }
+    match req.method {
+        Method::Invite => handle_invite(endpoint, state, now, tx, req, source, call_id),
+        Method::Options => respond(state, now, tx, options_response(&req)),
+        Method::Register => {
+            respond(
+                state,
+                now,
+                tx,
+                Response::for_request(&req, 501, "Not Implemented"),
+            );
+        }
+        Method::Bye | Method::Info | Method::Update | Method::Prack => {
+            respond(
+                state,
+                now,
+                tx,
+                Response::for_request(&req, 481, "Call/Transaction Does Not Exist"),
+            );
+        }
+        _ => respond(state, now, tx, method_not_supported(&req)),
+    }
+}
+
+fn handle_invite(
+    endpoint: &Endpoint,
+    state: &mut State,
+    now: std::time::Instant,
+    tx: ServerTxId,
+    req: Request,
+    source: Peer,
+    call_id: String,
+) {
+    if state.shutting_down {
+        let mut resp = Response::for_request(&req, 503, "Service Unavailable");
+        resp.headers
+            .push(crate::sip::message::HeaderName::RetryAfter, "30");
+        return respond(state, now, tx, resp);
+    }
+    if state.calls.contains_key(&call_id) {
+        // §8.2.2.2: the same request arrived again by another path.
+        return respond(
+            state,
+            now,
+            tx,
+            Response::for_request(&req, 482, "Loop Detected"),
+        );
+    }
+    let dialled = req.uri.user.clone().unwrap_or_default();
+    let flow = {
+        let plan = endpoint.numbers.read().unwrap_or_else(|p| p.into_inner());
+        plan.lookup(&dialled).cloned()
+    };
+    let Some(flow) = flow else {
+        tracing::debug!(%dialled, "no flow serves this number");
+        return respond(
+            state,
+            now,
+            tx,
+            Response::for_request(&req, 404, "Not Found"),
+        );
+    };
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    state.calls.insert(
+        call_id.clone(),
+        CallEntry {
+            events: events_tx,
+            invite_tx: tx,
+        },
+    );
+    spawn_call(
+        endpoint.services.clone(),
+        CallSetup {
+            invite_tx: tx,
+            invite: req,
+            source,
+            flow,
+            call_id,
+        },
+        events_rx,
+        state.commands_tx.clone(),
+    );
+}
+
+/// §9.2: the CANCEL is answered here; the call answers its INVITE 487.
+fn handle_cancel(
+    state: &mut State,
+    now: std::time::Instant,
+    tx: ServerTxId,
+    cancelled: Option<ServerTxId>,
+    req: &Request,
+) {
+    let call = req
+        .headers
+        .call_id()
+        .ok()
+        .and_then(|c| state.calls.get(c))
+        .filter(|call| Some(call.invite_tx) == cancelled);
+    match call {
+        Some(call) => {
+            let _ = call.events.send(CallEvent::Cancelled);
+            respond(state, now, tx, Response::for_request(req, 200, "OK"));
+        }
+        None => respond(
+            state,
+            now,
+            tx,
+            Response::for_request(req, 481, "Call/Transaction Does Not Exist"),
+        ),
+    }
+}
+
+fn handle_command(state: &mut State, now: std::time::Instant, cmd: EndpointCommand) {
+    match cmd {
+        EndpointCommand::Respond { tx, response } => respond(state, now, tx, response),
+        EndpointCommand::Send {
+            call_id,
+            request,
+            dest,
+        } => {
+            let cseq = request.headers.cseq();
+            match (state.layer.send_request(now, request, dest), cseq) {
+                (Ok(tx), Ok(cseq)) => {
+                    state.client_txs.insert(tx, (call_id, cseq));
+                }
+                (Err(err), Ok(cseq)) => {
+                    tracing::debug!(cause = %err, "request not sent");
+                    to_call(state, &call_id, CallEvent::RequestFailed(cseq));
+                }
+                (_, Err(err)) => tracing::debug!(cause = %err, "request without CSeq not sent"),
+            }
+        }
+        EndpointCommand::Ack { request, dest } => state.layer.send_ack(&request, dest),
+        EndpointCommand::Ended { call_id } => {
+            state.calls.remove(&call_id);
+            state.client_txs.retain(|_, (c, _)| *c != call_id);
+        }
+    }
+}
