@@ -2,3 +2,4 @@
 //! RFC 7616, RFC 8760).
 
 pub mod digest;
+pub mod nonce;
