@@ -1,6 +1,7 @@
 //! The registrar (RFC 3261 §10) with digest authentication (RFC 2617,
 //! RFC 7616, RFC 8760).
 
+pub mod bindings;
 pub mod digest;
 pub mod nonce;
 pub mod throttle;
