@@ -230,10 +230,8 @@ pub fn same_contact(a: &Uri, b: &Uri) -> bool {
     }
     for name in ["user", "ttl", "method", "maddr", "transport"] {
         let (x, y) = (a.params.get(name), b.params.get(name));
-        if x.is_some() || y.is_some() {
-            if !opt_eq_ignore_case(x, y) {
-                return false;
-            }
+        if (x.is_some() || y.is_some()) && !opt_eq_ignore_case(x, y) {
+            return false;
         }
     }
     a.params

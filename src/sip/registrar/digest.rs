@@ -101,9 +101,7 @@ impl Credentials {
     /// ignored; a repeated parameter is an error (RFC 7235 §2.1).
     pub fn parse(value: &str) -> Result<Option<Credentials>, DigestError> {
         let value = value.trim_start();
-        let scheme_end = value
-            .find(|c: char| c == ' ' || c == '\t')
-            .unwrap_or(value.len());
+        let scheme_end = value.find([' ', '\t']).unwrap_or(value.len());
         let (scheme, rest) = value.split_at(scheme_end);
         if !scheme.eq_ignore_ascii_case("Digest") {
             return Ok(None);

@@ -4,4 +4,8 @@
 pub mod bindings;
 pub mod digest;
 pub mod nonce;
+mod register;
 pub mod throttle;
+
+pub use bindings::{Binding, BindingEvent};
+pub use register::{Account, ClockAnchor, Registrar, RegistrarConfig, Verdict};
