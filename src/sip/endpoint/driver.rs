@@ -16,6 +16,10 @@ use crate::ivr::numbers::NumberPlan;
 use crate::sip::dialog::method_not_supported;
 use crate::sip::message::{CSeq, Message, Method, Request, Response};
 use crate::sip::peer::Peer;
+use crate::sip::registrar::{
+    Account, BindingEvent, ClockAnchor, Registrar, RegistrarConfig, Verdict,
+};
+use crate::store::Store;
 use crate::sip::transaction::{
     ClientTxId, Event, Incoming, ServerTxId, TimerConfig, TransactionLayer,
 };
@@ -37,6 +41,15 @@ pub struct Endpoint {
     pub config: EndpointConfig,
     pub numbers: Arc<RwLock<NumberPlan>>,
     pub services: Arc<CallServices>,
+    pub store: Store,
+}
+
+/// Work the endpoint gave to helper tasks, coming back.
+enum Internal {
+    /// The agent account a REGISTER named, loaded from the store.
+    AccountLoaded { tx: ServerTxId, request: Request, source: Peer, account: Option<Account> },
+    /// A response held back for a throttled source.
+    Delayed { tx: ServerTxId, response: Response },
 }
 
 struct CallEntry {
@@ -46,6 +59,8 @@ struct CallEntry {
 
 struct State {
     layer: TransactionLayer,
+    registrar: Registrar,
+    internal_tx: mpsc::UnboundedSender<Internal>,
     calls: HashMap<String, CallEntry>,
     /// Client transactions sent by calls: which call and which request.
     client_txs: HashMap<ClientTxId, (String, CSeq)>,
@@ -63,8 +78,12 @@ pub async fn run_endpoint(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (commands_tx, mut commands) = mpsc::unbounded_channel();
+    let (internal_tx, mut internal) = mpsc::unbounded_channel();
+    let clock = ClockAnchor { instant: Instant::now().into_std(), unix_ms: crate::store::now_ms() };
     let mut state = State {
         layer: TransactionLayer::new(TimerConfig::default()),
+        registrar: Registrar::new(RegistrarConfig::default(), rand::random(), rand::random(), clock),
+        internal_tx,
         calls: HashMap::new(),
         client_txs: HashMap::new(),
         transport,
@@ -74,7 +93,11 @@ pub async fn run_endpoint(
     tokio::pin!(shutdown);
     let mut grace_deadline: Option<Instant> = None;
     loop {
-        let next_timer = state.layer.poll_timeout().map(Instant::from_std);
+        let next_timer = [state.layer.poll_timeout(), state.registrar.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(Instant::from_std);
         tokio::select! {
             Some(msg) = inbound.recv() => {
                 let now = Instant::now().into_std();
@@ -84,8 +107,14 @@ pub async fn run_endpoint(
                 let now = Instant::now().into_std();
                 handle_command(&mut state, now, cmd);
             }
+            Some(work) = internal.recv() => {
+                let now = Instant::now().into_std();
+                handle_internal(&mut state, now, work);
+            }
             _ = sleep_until_opt(next_timer) => {
-                state.layer.handle_timeout(Instant::now().into_std());
+                let now = Instant::now().into_std();
+                state.layer.handle_timeout(now);
+                state.registrar.handle_timeout(now);
             }
             _ = &mut shutdown, if !state.shutting_down => {
                 tracing::info!(calls = state.calls.len(), "shutting down: ending calls");
@@ -118,27 +147,26 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 /// Sends what the layer queued and hands its events to the calls.
 async fn flush(state: &mut State) {
+    while let Some(event) = state.registrar.poll_event() {
+        match event {
+            BindingEvent::Registered { login } => tracing::info!(%login, "agent registered"),
+            BindingEvent::Unregistered { login } => tracing::info!(%login, "agent unregistered"),
+        }
+    }
     while let Some(t) = state.layer.poll_transmit() {
         state.transport.send(t.dest, t.bytes).await;
     }
     while let Some(event) = state.layer.poll_event() {
         match event {
             Event::Response { tx, response } => {
-                if let Some((call_id, _)) = state.client_txs.get(&tx) {
-                    if response.status >= 200
-                        && response
-                            .headers
-                            .cseq()
-                            .is_ok_and(|c| c.method != Method::Invite)
-                    {
-                        let call_id = call_id.clone();
-                        state.client_txs.remove(&tx);
-                        to_call(state, &call_id, CallEvent::Response(response));
-                    } else {
-                        let call_id = call_id.clone();
-                        to_call(state, &call_id, CallEvent::Response(response));
-                    }
+                let Some((call_id, _)) = state.client_txs.get(&tx) else { continue };
+                let call_id = call_id.clone();
+                let done = response.status >= 200
+                    && response.headers.cseq().is_ok_and(|c| c.method != Method::Invite);
+                if done {
+                    state.client_txs.remove(&tx);
                 }
+                to_call(state, &call_id, CallEvent::Response(response));
             }
             Event::Timeout(tx) | Event::TransportError(tx) => {
                 if let Some((call_id, cseq)) = state.client_txs.remove(&tx) {
@@ -410,5 +438,58 @@ fn handle_command(state: &mut State, now: std::time::Instant, cmd: EndpointComma
             state.calls.remove(&call_id);
             state.client_txs.retain(|_, (c, _)| *c != call_id);
         }
+    }
+}
+
+/// REGISTER (RFC 3261 §10.3): the account is loaded from the store off the
+/// loop, then the registrar decides.
+fn handle_register(
+    endpoint: &Endpoint,
+    state: &mut State,
+    now: std::time::Instant,
+    tx: ServerTxId,
+    req: Request,
+    source: Peer,
+) {
+    if state.registrar.is_banned(now, source.addr.ip()) {
+        // A banned source learns nothing; the transaction ends unanswered.
+        return respond(state, now, tx, Response::for_request(&req, 403, "Forbidden"));
+    }
+    let login = match state.registrar.account_needed(&req) {
+        Ok(login) => login,
+        Err(resp) => return respond(state, now, tx, resp),
+    };
+    let store = endpoint.store.clone();
+    let back = state.internal_tx.clone();
+    tokio::spawn(async move {
+        let account = match store.agents().credentials(&login).await {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(cause = %err, "cannot load agent credentials");
+                None
+            }
+        };
+        let _ = back.send(Internal::AccountLoaded { tx, request: req, source, account });
+    });
+}
+
+fn handle_internal(state: &mut State, now: std::time::Instant, work: Internal) {
+    match work {
+        Internal::AccountLoaded { tx, request, source, account } => {
+            match state.registrar.handle_register(now, &request, source, account.as_ref()) {
+                Verdict::Send(resp) => respond(state, now, tx, resp),
+                Verdict::Delay(response, delay) => {
+                    let back = state.internal_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = back.send(Internal::Delayed { tx, response });
+                    });
+                }
+                Verdict::Drop => {
+                    respond(state, now, tx, Response::for_request(&request, 403, "Forbidden"))
+                }
+            }
+        }
+        Internal::Delayed { tx, response } => respond(state, now, tx, response),
     }
 }
