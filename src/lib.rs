@@ -1,3 +1,5 @@
 //! Switchboard: a cloud telephony and IVR switch.
 
+pub mod config;
+pub mod ivr;
 pub mod sip;
