@@ -3,3 +3,4 @@
 pub mod config;
 pub mod ivr;
 pub mod sip;
+pub mod store;
