@@ -19,11 +19,11 @@ use crate::sip::peer::Peer;
 use crate::sip::registrar::{
     Account, BindingEvent, ClockAnchor, Registrar, RegistrarConfig, Verdict,
 };
-use crate::store::Store;
 use crate::sip::transaction::{
     ClientTxId, Event, Incoming, ServerTxId, TimerConfig, TransactionLayer,
 };
 use crate::sip::transport::{Inbound, TransportHandle};
+use crate::store::Store;
 
 /// Settings of the endpoint.
 #[derive(Debug, Clone)]
@@ -47,7 +47,12 @@ pub struct Endpoint {
 /// Work the endpoint gave to helper tasks, coming back.
 enum Internal {
     /// The agent account a REGISTER named, loaded from the store.
-    AccountLoaded { tx: ServerTxId, request: Request, source: Peer, account: Option<Account> },
+    AccountLoaded {
+        tx: ServerTxId,
+        request: Request,
+        source: Peer,
+        account: Option<Account>,
+    },
     /// A response held back for a throttled source.
     Delayed { tx: ServerTxId, response: Response },
 }
@@ -79,10 +84,18 @@ pub async fn run_endpoint(
 ) {
     let (commands_tx, mut commands) = mpsc::unbounded_channel();
     let (internal_tx, mut internal) = mpsc::unbounded_channel();
-    let clock = ClockAnchor { instant: Instant::now().into_std(), unix_ms: crate::store::now_ms() };
+    let clock = ClockAnchor {
+        instant: Instant::now().into_std(),
+        unix_ms: crate::store::now_ms(),
+    };
     let mut state = State {
         layer: TransactionLayer::new(TimerConfig::default()),
-        registrar: Registrar::new(RegistrarConfig::default(), rand::random(), rand::random(), clock),
+        registrar: Registrar::new(
+            RegistrarConfig::default(),
+            rand::random(),
+            rand::random(),
+            clock,
+        ),
         internal_tx,
         calls: HashMap::new(),
         client_txs: HashMap::new(),
@@ -159,10 +172,15 @@ async fn flush(state: &mut State) {
     while let Some(event) = state.layer.poll_event() {
         match event {
             Event::Response { tx, response } => {
-                let Some((call_id, _)) = state.client_txs.get(&tx) else { continue };
+                let Some((call_id, _)) = state.client_txs.get(&tx) else {
+                    continue;
+                };
                 let call_id = call_id.clone();
                 let done = response.status >= 200
-                    && response.headers.cseq().is_ok_and(|c| c.method != Method::Invite);
+                    && response
+                        .headers
+                        .cseq()
+                        .is_ok_and(|c| c.method != Method::Invite);
                 if done {
                     state.client_txs.remove(&tx);
                 }
@@ -305,14 +323,7 @@ fn handle_request(
     match req.method {
         Method::Invite => handle_invite(endpoint, state, now, tx, req, source, call_id),
         Method::Options => respond(state, now, tx, options_response(&req)),
-        Method::Register => {
-            respond(
-                state,
-                now,
-                tx,
-                Response::for_request(&req, 501, "Not Implemented"),
-            );
-        }
+        Method::Register => handle_register(endpoint, state, now, tx, req, source),
         Method::Bye | Method::Info | Method::Update | Method::Prack => {
             respond(
                 state,
@@ -453,7 +464,12 @@ fn handle_register(
 ) {
     if state.registrar.is_banned(now, source.addr.ip()) {
         // A banned source learns nothing; the transaction ends unanswered.
-        return respond(state, now, tx, Response::for_request(&req, 403, "Forbidden"));
+        return respond(
+            state,
+            now,
+            tx,
+            Response::for_request(&req, 403, "Forbidden"),
+        );
     }
     let login = match state.registrar.account_needed(&req) {
         Ok(login) => login,
@@ -469,14 +485,27 @@ fn handle_register(
                 None
             }
         };
-        let _ = back.send(Internal::AccountLoaded { tx, request: req, source, account });
+        let _ = back.send(Internal::AccountLoaded {
+            tx,
+            request: req,
+            source,
+            account,
+        });
     });
 }
 
 fn handle_internal(state: &mut State, now: std::time::Instant, work: Internal) {
     match work {
-        Internal::AccountLoaded { tx, request, source, account } => {
-            match state.registrar.handle_register(now, &request, source, account.as_ref()) {
+        Internal::AccountLoaded {
+            tx,
+            request,
+            source,
+            account,
+        } => {
+            match state
+                .registrar
+                .handle_register(now, &request, source, account.as_ref())
+            {
                 Verdict::Send(resp) => respond(state, now, tx, resp),
                 Verdict::Delay(response, delay) => {
                     let back = state.internal_tx.clone();
@@ -485,9 +514,12 @@ fn handle_internal(state: &mut State, now: std::time::Instant, work: Internal) {
                         let _ = back.send(Internal::Delayed { tx, response });
                     });
                 }
-                Verdict::Drop => {
-                    respond(state, now, tx, Response::for_request(&request, 403, "Forbidden"))
-                }
+                Verdict::Drop => respond(
+                    state,
+                    now,
+                    tx,
+                    Response::for_request(&request, 403, "Forbidden"),
+                ),
             }
         }
         Internal::Delayed { tx, response } => respond(state, now, tx, response),

@@ -60,7 +60,8 @@ pub struct Account {
 }
 
 impl Account {
-    fn ha1(&self, algorithm: DigestAlgorithm) -> &str {
+    /// The stored HA1 for `algorithm`.
+    pub fn ha1(&self, algorithm: DigestAlgorithm) -> &str {
         match algorithm {
             DigestAlgorithm::Md5 => &self.ha1_md5,
             DigestAlgorithm::Sha256 => &self.ha1_sha256,
