@@ -2,12 +2,14 @@
 //! (RFC 3261 §20): Via, From/To, Contact, CSeq, Call-ID, Max-Forwards,
 //! Content-Length, Content-Type, Expires, Route/Record-Route and friends.
 
+use super::addr::{self, DisplayRef, NameAddrRef, ViaRef};
+use super::lex::{self, split_commas, trim_ws, unescape_quoted};
 use super::{Method, ParseErrorKind, Uri};
 
 /// A header name. Known names are matched case-insensitively and in their
 /// compact form (§7.3.3: i, m, e, l, c, f, s, k, t, v, o, u, r, b, x, y);
-/// others are kept as received.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// others are kept as received and compare case-insensitively.
+#[derive(Debug, Clone)]
 pub enum HeaderName {
     Via,
     From,
@@ -54,13 +56,152 @@ pub enum HeaderName {
 impl HeaderName {
     /// Recognises a name (long or compact form, any case).
     pub fn from_name(name: &str) -> HeaderName {
-        let _ = name;
-        todo!("message layer")
+        if name.len() == 1 {
+            let compact = match name.as_bytes()[0].to_ascii_lowercase() {
+                b'i' => Some(HeaderName::CallId),
+                b'm' => Some(HeaderName::Contact),
+                b'e' => Some(HeaderName::ContentEncoding),
+                b'l' => Some(HeaderName::ContentLength),
+                b'c' => Some(HeaderName::ContentType),
+                b'f' => Some(HeaderName::From),
+                b's' => Some(HeaderName::Subject),
+                b'k' => Some(HeaderName::Supported),
+                b't' => Some(HeaderName::To),
+                b'v' => Some(HeaderName::Via),
+                b'o' => Some(HeaderName::Event),
+                b'u' => return HeaderName::Other("Allow-Events".to_owned()),
+                b'r' => Some(HeaderName::ReferTo),
+                b'b' => Some(HeaderName::ReferredBy),
+                b'x' => Some(HeaderName::SessionExpires),
+                b'y' => return HeaderName::Other("Identity".to_owned()),
+                _ => None,
+            };
+            if let Some(h) = compact {
+                return h;
+            }
+        }
+        KNOWN
+            .iter()
+            .find(|(s, _)| s.len() == name.len() && s.eq_ignore_ascii_case(name))
+            .map(|(_, h)| h.clone())
+            .unwrap_or_else(|| HeaderName::Other(name.to_owned()))
     }
 
     /// The canonical long form used when serializing (`Call-ID`, `CSeq`, `WWW-Authenticate`).
     pub fn as_str(&self) -> &str {
-        todo!("message layer")
+        match self {
+            HeaderName::Other(s) => s,
+            known => known.static_str(),
+        }
+    }
+
+    /// Canonical name of a known header (`""` for `Other`).
+    pub(crate) fn static_str(&self) -> &'static str {
+        match self {
+            HeaderName::Via => "Via",
+            HeaderName::From => "From",
+            HeaderName::To => "To",
+            HeaderName::CallId => "Call-ID",
+            HeaderName::CSeq => "CSeq",
+            HeaderName::Contact => "Contact",
+            HeaderName::MaxForwards => "Max-Forwards",
+            HeaderName::ContentLength => "Content-Length",
+            HeaderName::ContentType => "Content-Type",
+            HeaderName::ContentEncoding => "Content-Encoding",
+            HeaderName::Route => "Route",
+            HeaderName::RecordRoute => "Record-Route",
+            HeaderName::Authorization => "Authorization",
+            HeaderName::ProxyAuthorization => "Proxy-Authorization",
+            HeaderName::WwwAuthenticate => "WWW-Authenticate",
+            HeaderName::ProxyAuthenticate => "Proxy-Authenticate",
+            HeaderName::AuthenticationInfo => "Authentication-Info",
+            HeaderName::Expires => "Expires",
+            HeaderName::MinExpires => "Min-Expires",
+            HeaderName::Allow => "Allow",
+            HeaderName::Accept => "Accept",
+            HeaderName::Supported => "Supported",
+            HeaderName::Require => "Require",
+            HeaderName::ProxyRequire => "Proxy-Require",
+            HeaderName::Unsupported => "Unsupported",
+            HeaderName::UserAgent => "User-Agent",
+            HeaderName::Server => "Server",
+            HeaderName::Subject => "Subject",
+            HeaderName::Date => "Date",
+            HeaderName::Warning => "Warning",
+            HeaderName::RetryAfter => "Retry-After",
+            HeaderName::Event => "Event",
+            HeaderName::ReferTo => "Refer-To",
+            HeaderName::ReferredBy => "Referred-By",
+            HeaderName::PAssertedIdentity => "P-Asserted-Identity",
+            HeaderName::CallInfo => "Call-Info",
+            HeaderName::Reason => "Reason",
+            HeaderName::SessionExpires => "Session-Expires",
+            HeaderName::Other(_) => "",
+        }
+    }
+}
+
+/// Long names of the known headers, for [`HeaderName::from_name`].
+const KNOWN: &[(&str, HeaderName)] = &[
+    ("Via", HeaderName::Via),
+    ("From", HeaderName::From),
+    ("To", HeaderName::To),
+    ("Call-ID", HeaderName::CallId),
+    ("CSeq", HeaderName::CSeq),
+    ("Contact", HeaderName::Contact),
+    ("Max-Forwards", HeaderName::MaxForwards),
+    ("Content-Length", HeaderName::ContentLength),
+    ("Content-Type", HeaderName::ContentType),
+    ("Content-Encoding", HeaderName::ContentEncoding),
+    ("Route", HeaderName::Route),
+    ("Record-Route", HeaderName::RecordRoute),
+    ("Authorization", HeaderName::Authorization),
+    ("Proxy-Authorization", HeaderName::ProxyAuthorization),
+    ("WWW-Authenticate", HeaderName::WwwAuthenticate),
+    ("Proxy-Authenticate", HeaderName::ProxyAuthenticate),
+    ("Authentication-Info", HeaderName::AuthenticationInfo),
+    ("Expires", HeaderName::Expires),
+    ("Min-Expires", HeaderName::MinExpires),
+    ("Allow", HeaderName::Allow),
+    ("Accept", HeaderName::Accept),
+    ("Supported", HeaderName::Supported),
+    ("Require", HeaderName::Require),
+    ("Proxy-Require", HeaderName::ProxyRequire),
+    ("Unsupported", HeaderName::Unsupported),
+    ("User-Agent", HeaderName::UserAgent),
+    ("Server", HeaderName::Server),
+    ("Subject", HeaderName::Subject),
+    ("Date", HeaderName::Date),
+    ("Warning", HeaderName::Warning),
+    ("Retry-After", HeaderName::RetryAfter),
+    ("Event", HeaderName::Event),
+    ("Refer-To", HeaderName::ReferTo),
+    ("Referred-By", HeaderName::ReferredBy),
+    ("P-Asserted-Identity", HeaderName::PAssertedIdentity),
+    ("Call-Info", HeaderName::CallInfo),
+    ("Reason", HeaderName::Reason),
+    ("Session-Expires", HeaderName::SessionExpires),
+];
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &HeaderName) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for HeaderName {}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        if let HeaderName::Other(s) = self {
+            for b in s.bytes() {
+                state.write_u8(b.to_ascii_lowercase());
+            }
+        }
     }
 }
 
@@ -74,6 +215,12 @@ pub struct Headers {
 impl Headers {
     pub fn new() -> Headers {
         Headers::default()
+    }
+    /// An empty list with room for `n` lines.
+    pub fn with_capacity(n: usize) -> Headers {
+        Headers {
+            entries: Vec::with_capacity(n),
+        }
     }
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -131,57 +278,152 @@ impl Headers {
     /// Allow, Supported…), split on top-level commas (not inside quotes or
     /// `<>`), in order across lines.
     pub fn values(&self, name: &HeaderName) -> Vec<&str> {
-        let _ = name;
-        todo!("message layer")
+        self.lines(name).flat_map(split_commas).collect()
+    }
+
+    /// Every line's value of `name`, borrowing only `self`.
+    fn lines<'s>(&'s self, name: &HeaderName) -> impl Iterator<Item = &'s str> + use<'s> {
+        let name = name.clone();
+        self.entries
+            .iter()
+            .filter(move |(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The only line of a single-valued header; a second line is an error.
+    fn single(
+        &self,
+        name: &HeaderName,
+        label: &'static str,
+    ) -> Result<Option<&str>, ParseErrorKind> {
+        let mut it = self
+            .entries
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str());
+        let first = it.next();
+        if it.next().is_some() {
+            return Err(ParseErrorKind::DuplicateHeader(label));
+        }
+        Ok(first)
+    }
+
+    /// The only line of a mandatory single-valued header.
+    fn required(&self, name: &HeaderName, label: &'static str) -> Result<&str, ParseErrorKind> {
+        self.single(name, label)?
+            .ok_or(ParseErrorKind::MissingHeader(label))
     }
 
     /// All Via values, topmost first.
     pub fn via(&self) -> Result<Vec<Via>, ParseErrorKind> {
-        todo!("message layer")
+        let vias: Vec<Via> = self
+            .get_all(&HeaderName::Via)
+            .flat_map(split_commas)
+            .map(Via::parse)
+            .collect::<Result<_, _>>()?;
+        if vias.is_empty() {
+            return Err(ParseErrorKind::MissingHeader("Via"));
+        }
+        Ok(vias)
     }
     /// The topmost Via.
     pub fn top_via(&self) -> Result<Via, ParseErrorKind> {
-        todo!("message layer")
+        self.lines(&HeaderName::Via)
+            .flat_map(split_commas)
+            .next()
+            .ok_or(ParseErrorKind::MissingHeader("Via"))
+            .and_then(Via::parse)
     }
     pub fn from(&self) -> Result<NameAddr, ParseErrorKind> {
-        todo!("message layer")
+        let v = self.required(&HeaderName::From, "From")?;
+        NameAddr::parse(v).map_err(|_| ParseErrorKind::BadHeader("From"))
     }
     pub fn to(&self) -> Result<NameAddr, ParseErrorKind> {
-        todo!("message layer")
+        let v = self.required(&HeaderName::To, "To")?;
+        NameAddr::parse(v).map_err(|_| ParseErrorKind::BadHeader("To"))
     }
     pub fn call_id(&self) -> Result<&str, ParseErrorKind> {
-        todo!("message layer")
+        let v = trim_ws(self.required(&HeaderName::CallId, "Call-ID")?);
+        if v.is_empty() || v.contains([' ', '\t']) {
+            return Err(ParseErrorKind::BadHeader("Call-ID"));
+        }
+        Ok(v)
     }
     pub fn cseq(&self) -> Result<CSeq, ParseErrorKind> {
-        todo!("message layer")
+        CSeq::parse(self.required(&HeaderName::CSeq, "CSeq")?)
     }
     /// Max-Forwards, when present.
     pub fn max_forwards(&self) -> Result<Option<u32>, ParseErrorKind> {
-        todo!("message layer")
+        self.single(&HeaderName::MaxForwards, "Max-Forwards")?
+            .map(|v| addr::number(v, 255).ok_or(ParseErrorKind::BadHeader("Max-Forwards")))
+            .transpose()
     }
     /// Contact values (`*` is [`ContactValue::Star`]).
     pub fn contacts(&self) -> Result<Vec<ContactValue>, ParseErrorKind> {
-        todo!("message layer")
+        self.get_all(&HeaderName::Contact)
+            .flat_map(split_commas)
+            .map(|v| {
+                if v == "*" {
+                    Ok(ContactValue::Star)
+                } else {
+                    NameAddr::parse(v)
+                        .map(ContactValue::Addr)
+                        .map_err(|_| ParseErrorKind::BadHeader("Contact"))
+                }
+            })
+            .collect()
     }
     /// Route values, in order.
     pub fn routes(&self) -> Result<Vec<NameAddr>, ParseErrorKind> {
-        todo!("message layer")
+        self.addr_list(&HeaderName::Route, "Route")
     }
     /// Record-Route values, in order.
     pub fn record_routes(&self) -> Result<Vec<NameAddr>, ParseErrorKind> {
-        todo!("message layer")
+        self.addr_list(&HeaderName::RecordRoute, "Record-Route")
+    }
+    fn addr_list(
+        &self,
+        name: &HeaderName,
+        label: &'static str,
+    ) -> Result<Vec<NameAddr>, ParseErrorKind> {
+        self.get_all(name)
+            .flat_map(split_commas)
+            .map(|v| NameAddr::parse(v).map_err(|_| ParseErrorKind::BadHeader(label)))
+            .collect()
     }
     /// Expires header (delta-seconds), when present.
     pub fn expires(&self) -> Result<Option<u32>, ParseErrorKind> {
-        todo!("message layer")
+        self.single(&HeaderName::Expires, "Expires")?
+            .map(|v| {
+                addr::number(v, u64::from(u32::MAX)).ok_or(ParseErrorKind::BadHeader("Expires"))
+            })
+            .transpose()
     }
     /// Content-Type media type, lower-cased, without parameters (`application/sdp`).
     pub fn content_type(&self) -> Option<String> {
-        todo!("message layer")
+        let v = self.get(&HeaderName::ContentType)?;
+        let media = trim_ws(v.split(';').next().unwrap_or(""));
+        let (t, sub) = media.split_once('/')?;
+        let (t, sub) = (trim_ws(t), trim_ws(sub));
+        if !lex::is_token(t) || !lex::is_token(sub) {
+            return None;
+        }
+        let mut out = String::with_capacity(t.len() + sub.len() + 1);
+        out.push_str(t);
+        out.push('/');
+        out.push_str(sub);
+        out.make_ascii_lowercase();
+        Some(out)
     }
     /// Content-Length, when present.
     pub fn content_length(&self) -> Result<Option<usize>, ParseErrorKind> {
-        todo!("message layer")
+        self.single(&HeaderName::ContentLength, "Content-Length")?
+            .map(|v| {
+                lex::parse_u64(trim_ws(v), 10)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or(ParseErrorKind::BadContentLength)
+            })
+            .transpose()
     }
 }
 
@@ -229,8 +471,17 @@ pub struct Via {
 
 impl Via {
     pub fn parse(text: &str) -> Result<Via, ParseErrorKind> {
-        let _ = text;
-        todo!("message layer")
+        addr::via(text)
+            .map(Via::from_ref)
+            .ok_or(ParseErrorKind::BadHeader("Via"))
+    }
+    fn from_ref(v: ViaRef<'_>) -> Via {
+        Via {
+            transport: v.transport.to_ascii_uppercase(),
+            host: v.host.to_ascii_lowercase(),
+            port: v.port,
+            params: owned_header_params(v.params),
+        }
     }
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&str> {
@@ -247,9 +498,37 @@ impl Via {
 
 impl std::fmt::Display for Via {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let _ = f;
-        todo!("message layer")
+        f.write_str("SIP/2.0/")?;
+        f.write_str(&self.transport)?;
+        f.write_str(" ")?;
+        f.write_str(&self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        self.params.fmt_params(f)
     }
+}
+
+impl Params {
+    /// Writes `;name[=value]` for each parameter.
+    fn fmt_params(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, v) in &self.0 {
+            f.write_str(";")?;
+            f.write_str(n)?;
+            if let Some(v) = v {
+                f.write_str("=")?;
+                f.write_str(v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Owned header parameters from text already checked by `lex::parse_params`.
+fn owned_header_params(s: &str) -> Params {
+    let mut out = Vec::new();
+    let _ = lex::parse_params(s, |n, v| out.push((n.to_owned(), v.map(str::to_owned))));
+    Params(out)
 }
 
 /// A name-addr or addr-spec with header parameters (From, To, Contact,
@@ -264,9 +543,22 @@ pub struct NameAddr {
 }
 
 impl NameAddr {
+    /// Parses a name-addr or addr-spec; errors say `BadHeader("Contact")`
+    /// as a neutral default, the header accessors name their own header.
     pub fn parse(text: &str) -> Result<NameAddr, ParseErrorKind> {
-        let _ = text;
-        todo!("message layer")
+        addr::name_addr(text)
+            .map(NameAddr::from_ref)
+            .ok_or(ParseErrorKind::BadHeader("Contact"))
+    }
+    fn from_ref(r: NameAddrRef<'_>) -> NameAddr {
+        NameAddr {
+            display: r.display.map(|d| match d {
+                DisplayRef::Quoted(q) => unescape_quoted(q),
+                DisplayRef::Tokens(t) => t.to_owned(),
+            }),
+            uri: r.uri.to_owned(),
+            params: owned_header_params(r.params),
+        }
     }
     /// The `tag` parameter (§19.3).
     pub fn tag(&self) -> Option<&str> {
@@ -277,8 +569,18 @@ impl NameAddr {
 impl std::fmt::Display for NameAddr {
     /// Always writes the name-addr form `"Display" <uri>;params`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let _ = f;
-        todo!("message layer")
+        if let Some(d) = &self.display {
+            f.write_str("\"")?;
+            for c in d.chars() {
+                if c == '"' || c == '\\' {
+                    f.write_str("\\")?;
+                }
+                write!(f, "{c}")?;
+            }
+            f.write_str("\" ")?;
+        }
+        write!(f, "<{}>", self.uri)?;
+        self.params.fmt_params(f)
     }
 }
 
@@ -299,10 +601,17 @@ pub struct CSeq {
 
 impl CSeq {
     pub fn parse(text: &str) -> Result<CSeq, ParseErrorKind> {
-        let _ = text;
-        todo!("message layer")
+        addr::cseq(text)
+            .map(|(seq, m)| CSeq {
+                seq,
+                method: Method::from_token(m),
+            })
+            .ok_or(ParseErrorKind::BadHeader("CSeq"))
     }
 }
 
-#[allow(dead_code)]
-fn _uses(_: Uri, _: Method) {}
+impl std::fmt::Display for CSeq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.seq, self.method)
+    }
+}

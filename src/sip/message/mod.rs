@@ -6,10 +6,14 @@
 //! uses on demand. A header line holding several comma-separated values
 //! (`Via: a, b`) stays one entry; the typed accessors split it.
 
+mod addr;
 mod framing;
 mod headers;
+mod lex;
 mod parse;
 mod serialize;
+#[cfg(test)]
+mod tests;
 mod uri;
 
 pub use framing::{Frame, FramingError, frame_stream};
@@ -74,11 +78,42 @@ pub enum Message {
 impl Method {
     /// Maps a method token; the token is case-sensitive (§7.1).
     pub fn from_token(token: &str) -> Method {
-        let _ = token;
-        todo!("message layer")
+        match token {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "OPTIONS" => Method::Options,
+            "REGISTER" => Method::Register,
+            "INFO" => Method::Info,
+            "UPDATE" => Method::Update,
+            "PRACK" => Method::Prack,
+            "REFER" => Method::Refer,
+            "NOTIFY" => Method::Notify,
+            "SUBSCRIBE" => Method::Subscribe,
+            "MESSAGE" => Method::Message,
+            "PUBLISH" => Method::Publish,
+            other => Method::Other(other.to_owned()),
+        }
     }
     pub fn as_str(&self) -> &str {
-        todo!("message layer")
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Register => "REGISTER",
+            Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Refer => "REFER",
+            Method::Notify => "NOTIFY",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Message => "MESSAGE",
+            Method::Publish => "PUBLISH",
+            Method::Other(s) => s,
+        }
     }
 }
 
@@ -92,7 +127,7 @@ impl Request {
     /// Serializes with a Content-Length that matches the body (any
     /// Content-Length header in `headers` is replaced).
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!("message layer")
+        serialize::request(self)
     }
 }
 
@@ -101,12 +136,35 @@ impl Response {
     /// in order), From, To, Call-ID and CSeq; the caller adds a To tag when
     /// one is needed. Record-Route is copied for 2xx/18x to INVITE (§12.1.1).
     pub fn for_request(req: &Request, status: u16, reason: &str) -> Response {
-        let _ = (req, status, reason);
-        todo!("message layer")
+        let mut headers = Headers::with_capacity(8);
+        for v in req.headers.get_all(&HeaderName::Via) {
+            headers.push(HeaderName::Via, v);
+        }
+        for name in [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
+            if let Some(v) = req.headers.get(&name) {
+                headers.push(name, v);
+            }
+        }
+        if req.method == Method::Invite && (101..300).contains(&status) {
+            for v in req.headers.get_all(&HeaderName::RecordRoute) {
+                headers.push(HeaderName::RecordRoute, v);
+            }
+        }
+        Response {
+            status,
+            reason: reason.to_owned(),
+            headers,
+            body: Vec::new(),
+        }
     }
     /// Serializes with a Content-Length that matches the body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!("message layer")
+        serialize::response(self)
     }
     /// 1xx.
     pub fn is_provisional(&self) -> bool {

@@ -1,6 +1,9 @@
 //! The bounded parser (RFC 3261 §7, §25). Never panics on any input.
 
-use super::{Message, Response};
+use super::addr;
+use super::framing::header_end;
+use super::lex::{is_token, is_token_byte, split_commas, trim_ws};
+use super::{HeaderName, Headers, Message, Method, Request, Response, Uri};
 
 /// Bounds applied while parsing (defaults: DESIGN §3).
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +65,11 @@ pub struct ParseError {
 }
 
 impl ParseError {
+    /// An error that gets no reply.
+    pub fn new(kind: ParseErrorKind) -> ParseError {
+        ParseError { kind, reply: None }
+    }
+
     /// The response to send back (400 with the reason in the phrase, or 505
     /// for a bad version), when the request allows one; `None` means drop.
     pub fn response(&self) -> Option<&Response> {
@@ -75,6 +83,338 @@ impl ParseError {
 /// Content-Length against the bytes present (a datagram may carry trailing
 /// bytes after the body: they are ignored, §18.3).
 pub fn parse_message(bytes: &[u8], limits: &Limits) -> Result<Message, ParseError> {
-    let _ = (bytes, limits);
-    todo!("message layer")
+    if bytes.len() > limits.max_message {
+        return Err(ParseError::new(ParseErrorKind::TooLarge));
+    }
+    // §7.5: CRLFs before the start line are ignored.
+    let skip = bytes
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let buf = &bytes[skip..];
+    let (head, body_start, mut err) = match header_end(buf) {
+        Some((end, body)) => (&buf[..end], body, None),
+        None => (buf, buf.len(), Some(ParseErrorKind::BadHeaderLine)),
+    };
+    let mut lines = head.split(|&b| b == b'\n').map(strip_cr);
+    let first = lines.next().unwrap_or_default();
+    let is_request = !first.starts_with(b"SIP/");
+    let start = if first.len() > limits.max_line {
+        Err(ParseErrorKind::LineTooLong)
+    } else {
+        start_line(first)
+    };
+    let (headers, header_err) = read_headers(lines, limits);
+    // The first problem found is the one reported.
+    let checked = match (start, err.take().or(header_err)) {
+        (Err(e), _) | (Ok(_), Some(e)) => Err(e),
+        (Ok(start), None) => body(&start, &headers, buf, body_start).map(|b| (start, b)),
+    };
+    match checked {
+        Ok((start, body)) => Ok(build(start, headers, body)),
+        Err(kind) => {
+            let reply = if is_request {
+                error_reply(&kind, &headers).map(Box::new)
+            } else {
+                None
+            };
+            Err(ParseError { kind, reply })
+        }
+    }
+}
+
+/// The parsed start line (§7.1, §7.2).
+enum Start<'a> {
+    Request(Method, Uri),
+    Response(u16, &'a str),
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// `Request-Line` or `Status-Line`, single SP separators (RFC 4475 §3.1.2.9
+/// and §3.1.2.10: extra or trailing SP is refused).
+fn start_line(line: &[u8]) -> Result<Start<'_>, ParseErrorKind> {
+    let line = std::str::from_utf8(line).map_err(|_| ParseErrorKind::NotText)?;
+    if line.is_empty() || line.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(ParseErrorKind::BadStartLine);
+    }
+    let is_version = |v: &str| v.eq_ignore_ascii_case("SIP/2.0");
+    let looks_versioned = |v: &str| v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/"));
+    if looks_versioned(line) {
+        let (version, rest) = line.split_once(' ').ok_or(ParseErrorKind::BadStartLine)?;
+        if !is_version(version) {
+            return Err(ParseErrorKind::BadVersion);
+        }
+        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseErrorKind::BadStartLine);
+        }
+        let status: u16 = code.parse().map_err(|_| ParseErrorKind::BadStartLine)?;
+        if !(100..=699).contains(&status) {
+            return Err(ParseErrorKind::BadStartLine);
+        }
+        return Ok(Start::Response(status, reason));
+    }
+    let (Some(sp1), Some(sp2)) = (line.find(' '), line.rfind(' ')) else {
+        return Err(ParseErrorKind::BadStartLine);
+    };
+    let method = &line[..sp1];
+    let version = &line[sp2 + 1..];
+    if sp1 == sp2 || !is_token(method) || version.is_empty() {
+        return Err(ParseErrorKind::BadStartLine);
+    }
+    if !is_version(version) {
+        return Err(if looks_versioned(version) {
+            ParseErrorKind::BadVersion
+        } else {
+            ParseErrorKind::BadStartLine
+        });
+    }
+    let uri = &line[sp1 + 1..sp2];
+    if uri.is_empty() || uri.starts_with(' ') || uri.ends_with(' ') {
+        return Err(ParseErrorKind::BadStartLine);
+    }
+    // §19.1.5: no `<>`, no LWS and no headers in a Request-URI.
+    let uri = Uri::parse(uri).map_err(|_| ParseErrorKind::BadRequestUri)?;
+    if uri.headers.is_some() {
+        return Err(ParseErrorKind::BadRequestUri);
+    }
+    Ok(Start::Request(Method::from_token(method), uri))
+}
+
+/// Reads header lines, unfolding continuations (§7.3.1). Bad lines are
+/// skipped so that a reply can still be built; the first problem is kept.
+fn read_headers<'a>(
+    lines: impl Iterator<Item = &'a [u8]>,
+    limits: &Limits,
+) -> (Headers, Option<ParseErrorKind>) {
+    let mut headers = Headers::with_capacity(16);
+    let mut err = None;
+    let mut current: Option<(&[u8], Vec<u8>)> = None;
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            match current.as_mut() {
+                Some((_, value)) => {
+                    let more = trim_bytes(line);
+                    if !value.is_empty() && !more.is_empty() {
+                        value.push(b' ');
+                    }
+                    value.extend_from_slice(more);
+                }
+                None => {
+                    err.get_or_insert(ParseErrorKind::BadHeaderLine);
+                }
+            }
+            continue;
+        }
+        if let Some((name, value)) = current.take()
+            && let Err(e) = store(&mut headers, name, value, limits)
+        {
+            let stop = e == ParseErrorKind::TooManyHeaders;
+            err.get_or_insert(e);
+            if stop {
+                return (headers, err);
+            }
+        }
+        match line.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let mut value = Vec::with_capacity(line.len() - colon);
+                value.extend_from_slice(trim_bytes(&line[colon + 1..]));
+                current = Some((&line[..colon], value));
+            }
+            None => {
+                err.get_or_insert(ParseErrorKind::BadHeaderLine);
+            }
+        }
+    }
+    if let Some((name, value)) = current.take()
+        && let Err(e) = store(&mut headers, name, value, limits)
+    {
+        err.get_or_insert(e);
+    }
+    (headers, err)
+}
+
+fn trim_bytes(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |e| e + 1);
+    b.get(start..end).unwrap_or_default()
+}
+
+/// Checks and appends one unfolded header line.
+fn store(
+    headers: &mut Headers,
+    name: &[u8],
+    value: Vec<u8>,
+    limits: &Limits,
+) -> Result<(), ParseErrorKind> {
+    if headers.len() >= limits.max_headers {
+        return Err(ParseErrorKind::TooManyHeaders);
+    }
+    if name.len() + value.len() + 2 > limits.max_line {
+        return Err(ParseErrorKind::LineTooLong);
+    }
+    let name = trim_bytes(name);
+    if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
+        return Err(ParseErrorKind::BadHeaderLine);
+    }
+    // Controls only as quoted-pairs (§25.1 `quoted-pair`).
+    let mut prev = 0u8;
+    for &b in &value {
+        if (b < 0x20 && b != b'\t' || b == 0x7f) && prev != b'\\' {
+            return Err(ParseErrorKind::BadHeaderLine);
+        }
+        prev = if prev == b'\\' { 0 } else { b };
+    }
+    let value = String::from_utf8(value).map_err(|_| ParseErrorKind::NotText)?;
+    // Token bytes are ASCII.
+    let name = std::str::from_utf8(name).map_err(|_| ParseErrorKind::BadHeaderLine)?;
+    headers.push(HeaderName::from_name(name), value);
+    Ok(())
+}
+
+/// Checks the message as a whole (§8.1.1, §20) and cuts the body by
+/// Content-Length (the rest of the datagram when absent, §18.3).
+fn body<'b>(
+    start: &Start<'_>,
+    headers: &Headers,
+    buf: &'b [u8],
+    body_start: usize,
+) -> Result<&'b [u8], ParseErrorKind> {
+    let method = match start {
+        Start::Request(m, _) => Some(m),
+        Start::Response(..) => None,
+    };
+    let content_length = check_headers(headers, method)?;
+    let rest = buf.get(body_start..).unwrap_or_default();
+    match content_length {
+        Some(n) => rest.get(..n).ok_or(ParseErrorKind::BadContentLength),
+        None => Ok(rest),
+    }
+}
+
+fn build(start: Start<'_>, headers: Headers, body: &[u8]) -> Message {
+    let body = body.to_vec();
+    match start {
+        Start::Request(method, uri) => Message::Request(Request {
+            method,
+            uri,
+            headers,
+            body,
+        }),
+        Start::Response(status, reason) => Message::Response(Response {
+            status,
+            reason: reason.to_owned(),
+            headers,
+            body,
+        }),
+    }
+}
+
+/// Mandatory, single-valued and well-formed headers; gives Content-Length.
+fn check_headers(
+    headers: &Headers,
+    method: Option<&Method>,
+) -> Result<Option<usize>, ParseErrorKind> {
+    let mut counts = [0usize; 6];
+    const SINGLE: [(HeaderName, &str); 6] = [
+        (HeaderName::CallId, "Call-ID"),
+        (HeaderName::From, "From"),
+        (HeaderName::To, "To"),
+        (HeaderName::CSeq, "CSeq"),
+        (HeaderName::MaxForwards, "Max-Forwards"),
+        (HeaderName::ContentLength, "Content-Length"),
+    ];
+    let mut vias = 0usize;
+    for (name, value) in headers.iter() {
+        match name {
+            HeaderName::Via => {
+                for v in split_commas(value) {
+                    addr::via(v).ok_or(ParseErrorKind::BadHeader("Via"))?;
+                    vias += 1;
+                }
+            }
+            HeaderName::Contact => {
+                for v in split_commas(value) {
+                    if v != "*" {
+                        addr::name_addr(v).ok_or(ParseErrorKind::BadHeader("Contact"))?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(i) = SINGLE.iter().position(|(n, _)| n == name) {
+            counts[i] += 1;
+            if counts[i] > 1 {
+                return Err(ParseErrorKind::DuplicateHeader(SINGLE[i].1));
+            }
+        }
+    }
+    if vias == 0 {
+        return Err(ParseErrorKind::MissingHeader("Via"));
+    }
+    for (name, label) in [(HeaderName::From, "From"), (HeaderName::To, "To")] {
+        let v = headers
+            .get(&name)
+            .ok_or(ParseErrorKind::MissingHeader(label))?;
+        addr::name_addr(v).ok_or(ParseErrorKind::BadHeader(label))?;
+    }
+    headers.call_id()?;
+    let cseq = headers
+        .get(&HeaderName::CSeq)
+        .ok_or(ParseErrorKind::MissingHeader("CSeq"))?;
+    let (_, cseq_method) = addr::cseq(cseq).ok_or(ParseErrorKind::BadHeader("CSeq"))?;
+    if method.is_some_and(|m| m.as_str() != cseq_method) {
+        return Err(ParseErrorKind::CSeqMethodMismatch);
+    }
+    headers.max_forwards()?;
+    headers.content_length()
+}
+
+/// The stateless reply to a bad request (§8.2.6.2 copies), when its Via,
+/// Call-ID and CSeq can be read; 505 for a bad version (§8.2.1 / §21.5.21).
+fn error_reply(kind: &ParseErrorKind, headers: &Headers) -> Option<Response> {
+    let top = headers
+        .get(&HeaderName::Via)
+        .and_then(|v| split_commas(v).next())?;
+    addr::via(top)?;
+    let present = |n: &HeaderName| headers.get(n).is_some_and(|v| !trim_ws(v).is_empty());
+    if !present(&HeaderName::CallId) || !present(&HeaderName::CSeq) {
+        return None;
+    }
+    let (status, reason) = match kind {
+        ParseErrorKind::BadVersion => (505, "Version Not Supported".to_owned()),
+        other => (400, format!("Bad Request ({other})")),
+    };
+    let mut reply = Headers::with_capacity(8);
+    for v in headers.get_all(&HeaderName::Via) {
+        reply.push(HeaderName::Via, v);
+    }
+    for name in [
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ] {
+        if let Some(v) = headers.get(&name) {
+            reply.push(name, v);
+        }
+    }
+    Some(Response {
+        status,
+        reason,
+        headers: reply,
+        body: Vec::new(),
+    })
 }
