@@ -497,7 +497,10 @@ impl TransactionLayer {
             return Err(TransactionError::NotInvite);
         }
         match (t.state, t.cancel) {
-            (_, CancelState::Pending | CancelState::Sent) => Ok(()),
+            (
+                ClientState::Calling | ClientState::Proceeding,
+                CancelState::Pending | CancelState::Sent,
+            ) => Ok(()),
             (ClientState::Calling, CancelState::None) => {
                 t.cancel = CancelState::Pending;
                 Ok(())

@@ -166,6 +166,8 @@ struct Pair {
     wire: Vec<(Duration, Dir, String, bool)>,
     incoming: Vec<Incoming>,
     client_strays: Vec<Response>,
+    /// Random loss: xorshift state and the loss percentage.
+    loss: Option<(u64, u64)>,
 }
 
 impl Pair {
@@ -181,6 +183,7 @@ impl Pair {
             wire: Vec::new(),
             incoming: Vec::new(),
             client_strays: Vec::new(),
+            loss: None,
         }
     }
 
@@ -197,6 +200,14 @@ impl Pair {
     }
 
     fn lose(&mut self, dir: Dir, line: &str) -> bool {
+        if let Some((state, percent)) = &mut self.loss {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            if *state % 100 < *percent {
+                return true;
+            }
+        }
         for (d, prefix, left) in &mut self.drops {
             if *d == dir && *left > 0 && line.starts_with(prefix.as_str()) {
                 *left -= 1;
@@ -1059,6 +1070,107 @@ fn rfc3261_17_1_4_transport_error_ends_client_transactions() {
     );
     assert_eq!(l.len(), 1);
     assert_eq!(l.client_state(c), Some(ClientState::Trying));
+}
+
+/// §17 under loss: whatever is lost, every transaction on both sides ends
+/// within its timers (no leaks) and the TU sees at most one final response
+/// per client transaction.
+#[test]
+fn rfc3261_17_random_loss_never_leaks() {
+    let mut lost = 0;
+    for seed in 1..=300u64 {
+        let mut p = Pair::new(Transport::Udp);
+        p.loss = Some((seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, 30));
+        let ok = seed % 2 == 0;
+        let ictx = p
+            .client
+            .send_request(p.now, invite("UDP", &format!("z9hG4bKl{seed}")), p.bob())
+            .unwrap();
+        let octx = p
+            .client
+            .send_request(p.now, options("UDP", &format!("z9hG4bKo{seed}")), p.bob())
+            .unwrap();
+        p.deliver();
+        let mut finals = 0;
+        for _ in 0..10_000 {
+            for incoming in std::mem::take(&mut p.incoming) {
+                if let Incoming::Request { tx, request } = incoming {
+                    let (status, reason) = if ok || request.method != Method::Invite {
+                        (200, "OK")
+                    } else {
+                        (486, "Busy Here")
+                    };
+                    p.server
+                        .send_response(p.now, tx, answer(&request, status, reason))
+                        .unwrap();
+                }
+            }
+            for ev in events(&mut p.client) {
+                match ev {
+                    Event::Response { tx, response } if tx == ictx && response.is_success() => {
+                        // The dialog layer ACKs every 2xx (§13.2.2.4).
+                        let bob = p.bob();
+                        p.client
+                            .send_ack(&ack_2xx(&format!("z9hG4bKa{seed}"), "b1"), bob);
+                    }
+                    Event::Response { tx, response } if tx == octx && response.status >= 200 => {
+                        finals += 1;
+                    }
+                    _ => {}
+                }
+            }
+            p.deliver();
+            if p.incoming.is_empty() && !p.step(Duration::from_secs(100)) {
+                break;
+            }
+        }
+        for _ in events(&mut p.server) {}
+        assert!(finals <= 1, "seed {seed}");
+        lost += p.wire.iter().filter(|w| w.3).count();
+        assert!(p.client.is_empty() && p.server.is_empty(), "seed {seed}");
+        assert_eq!(p.client.poll_timeout(), None);
+        assert_eq!(p.server.poll_timeout(), None);
+    }
+    assert!(lost > 300, "the harness really lost messages ({lost})");
+}
+
+/// §9.1: a CANCEL asked for before any provisional response is not sent
+/// when a final response arrives first.
+#[test]
+fn rfc3261_9_1_pending_cancel_dropped_on_final() {
+    let t0 = Instant::now();
+    let mut l = layer();
+    let inv = invite("UDP", "z9hG4bKinvP");
+    let ctx = l
+        .send_request(t0, inv.clone(), peer(BOB, Transport::Udp))
+        .unwrap();
+    drain(&mut l);
+    l.cancel(t0, ctx).unwrap();
+    l.handle_response(t0 + ms(100), answer(&inv, 486, "Busy Here"));
+    let sent = drain(&mut l);
+    assert_eq!(sent.len(), 1);
+    assert!(start_line(&sent[0].bytes).starts_with("ACK "));
+    assert_eq!(l.cancel(t0, ctx), Err(TransactionError::FinalReceived));
+}
+
+/// §17.2.1: the 100 Trying is lost; Timer A retransmits the INVITE, the
+/// server absorbs it and sends 100 again, which stops Timer A.
+#[test]
+fn rfc3261_17_2_1_lost_100_trying_is_resent() {
+    let mut p = Pair::new(Transport::Udp);
+    p.drop_next(Dir::ToClient, "SIP/2.0 100", 1);
+    p.client
+        .send_request(p.now, invite("UDP", "z9hG4bKinv100"), p.bob())
+        .unwrap();
+    p.deliver();
+    p.advance(Duration::from_secs(10));
+    assert_eq!(p.wire_times(Dir::ToServer, "INVITE"), secs_ms(&[0, 500]));
+    assert_eq!(
+        p.wire_times(Dir::ToClient, "SIP/2.0 100"),
+        secs_ms(&[0, 500])
+    );
+    assert_eq!(p.incoming.len(), 1);
+    assert_eq!(statuses(&events(&mut p.client)), vec![100]);
 }
 
 /// The TU's misuse is refused without touching the layer.
