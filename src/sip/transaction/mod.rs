@@ -22,7 +22,10 @@
 //!   ends at once instead of arming a zero timer.
 //! - CANCEL for an INVITE we sent is built and sent here ([`TransactionLayer::cancel`], §9.1).
 //! - The layer does not bound how many transactions exist; admission
-//!   control (rate limits per source) happens before it.
+//!   control (rate limits per source) happens before it. Transactions the
+//!   RFC leaves without a timer are the TU's to finish: a request it never
+//!   answers, or an INVITE we sent that stays in Proceeding until the TU
+//!   cancels it ([`TransactionLayer::cancel`] then bounds it to 64*T1).
 
 mod client;
 mod key;
@@ -494,7 +497,10 @@ impl TransactionLayer {
             return Err(TransactionError::NotInvite);
         }
         match (t.state, t.cancel) {
-            (_, CancelState::Pending | CancelState::Sent) => Ok(()),
+            (
+                ClientState::Calling | ClientState::Proceeding,
+                CancelState::Pending | CancelState::Sent,
+            ) => Ok(()),
             (ClientState::Calling, CancelState::None) => {
                 t.cancel = CancelState::Pending;
                 Ok(())

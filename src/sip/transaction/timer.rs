@@ -114,10 +114,6 @@ impl TimerTable {
     pub(crate) fn stop_all(&mut self) {
         self.slots = [None; Timer::COUNT];
     }
-    #[cfg(test)]
-    pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
-        self.slots[timer as usize]
-    }
     /// The earliest running timer's deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.slots.iter().flatten().min().copied()
@@ -161,5 +157,60 @@ impl DeadlineQueue {
     }
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// RFC 3261 Appendix A: the default T1, T2, T4 and the derived 64*T1
+    /// and Timer D (at least 32 s).
+    #[test]
+    fn rfc3261_appendix_a_defaults() {
+        let c = TimerConfig::default();
+        assert_eq!((c.t1, c.t2, c.t4), (ms(500), ms(4000), ms(5000)));
+        assert_eq!(c.t1x64(), ms(32_000));
+        let fast = TimerConfig { t1: ms(100), ..c };
+        assert_eq!(fast.timer_d(), ms(32_000));
+    }
+
+    #[test]
+    fn table_pops_earliest_due_timer_first() {
+        let t0 = Instant::now();
+        let mut t = TimerTable::default();
+        assert_eq!(t.next_deadline(), None);
+        t.set(Timer::H, t0 + ms(300));
+        t.set(Timer::G, t0 + ms(100));
+        t.set(Timer::Retransmit2xx, t0 + ms(200));
+        assert_eq!(t.next_deadline(), Some(t0 + ms(100)));
+        assert_eq!(t.pop_expired(t0 + ms(50)), None);
+        assert_eq!(t.pop_expired(t0 + ms(250)), Some(Timer::G));
+        assert_eq!(t.pop_expired(t0 + ms(250)), Some(Timer::Retransmit2xx));
+        assert_eq!(t.pop_expired(t0 + ms(250)), None);
+        t.stop(Timer::H);
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn late_wakeup_does_not_burst() {
+        let t0 = Instant::now();
+        assert_eq!(next_after(t0, ms(500), t0 + ms(100)), t0 + ms(500));
+        assert_eq!(next_after(t0, ms(500), t0 + ms(900)), t0 + ms(1400));
+    }
+
+    #[test]
+    fn queue_is_a_min_heap() {
+        let t0 = Instant::now();
+        let mut q = DeadlineQueue::default();
+        q.push(t0 + ms(20), TxRef::Client(1));
+        q.push(t0 + ms(10), TxRef::Server(2));
+        assert_eq!(q.peek(), Some((t0 + ms(10), TxRef::Server(2))));
+        assert_eq!(q.pop(), Some((t0 + ms(10), TxRef::Server(2))));
+        assert_eq!(q.len(), 1);
     }
 }
