@@ -21,6 +21,7 @@ mod methods;
 mod request;
 mod set;
 
+pub use crate::sip::transaction::{new_branch, new_tag};
 pub use cancel::cancel_for;
 pub use hold::{HoldState, hold_state};
 pub use methods::{ALLOW, ALLOWED_METHODS, is_allowed, method_not_supported};
@@ -474,17 +475,6 @@ fn ensure_to_tag(resp: &mut Response, tag: &str) {
         to.params.set("tag", Some(tag));
         resp.headers.set(HeaderName::To, to.to_string());
     }
-}
-
-/// A fresh tag for From or To (§19.3: at least 32 bits of randomness; we
-/// use 64).
-pub fn new_tag() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
-/// A fresh RFC 3261 branch (`z9hG4bK` magic cookie, §8.1.1.7).
-pub fn new_branch() -> String {
-    format!("z9hG4bK{:016x}", rand::random::<u64>())
 }
 
 #[cfg(test)]

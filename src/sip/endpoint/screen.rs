@@ -2,14 +2,12 @@
 //! §8.2.1–§8.2.3): URI scheme, required extensions, body type and Accept.
 //! Pure functions: the answer to give, or nothing.
 
+use crate::sip::dialog::ALLOW;
 use crate::sip::message::{HeaderName, Method, Request, Response, Scheme};
 
 /// Option tags the switch implements (§8.2.2.3). None yet: a request that
 /// requires any extension is refused with 420.
 const SUPPORTED_OPTION_TAGS: &[&str] = &[];
-
-/// The `Allow` value of every response that carries one.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK, REGISTER";
 
 /// Returns the error response a request must get, if any. ACK and CANCEL
 /// are never refused here (§8.2.2.3).
