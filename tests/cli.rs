@@ -242,6 +242,7 @@ impl Server {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("no listening line; stderr:\n{seen}");
                 }
             }
@@ -262,6 +263,7 @@ impl Server {
             }
             if started.elapsed() > Duration::from_secs(15) {
                 let _ = self.child.kill();
+                let _ = self.child.wait();
                 let rest: Vec<String> = self.stderr.try_iter().collect();
                 panic!(
                     "serve did not exit after SIGTERM; stderr:\n{}",
