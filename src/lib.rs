@@ -1,8 +1,207 @@
 //! Switchboard: a cloud telephony and IVR switch.
+//!
+//! [`run`] is the whole switch: the caller binds the [`Sockets`] and owns
+//! the shutdown signal, so tests run it on `127.0.0.1:0` and stop it at will.
 
+pub mod api;
 pub mod call;
 pub mod config;
 pub mod ivr;
 pub mod media;
+pub mod metrics;
 pub mod sip;
 pub mod store;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::api::{AdminAuth, AppState};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// The `meta` key holding the SHA-256 of a generated admin token.
+pub const ADMIN_TOKEN_META_KEY: &str = "admin_token_sha256";
+
+/// How long in-flight HTTP requests may take to finish after shutdown.
+const HTTP_GRACE: Duration = Duration::from_secs(5);
+
+/// How often to retry when port 0 gave a UDP port whose TCP twin is taken.
+const SIP_BIND_ATTEMPTS: usize = 16;
+
+/// The switch's listening sockets, bound before [`run`].
+#[derive(Debug)]
+pub struct Sockets {
+    pub sip_udp: UdpSocket,
+    pub sip_tcp: TcpListener,
+    pub http: TcpListener,
+}
+
+impl Sockets {
+    /// Binds SIP over UDP and TCP on the same port of `sip_listen` and the
+    /// HTTP listener. With port 0, UDP picks the port and TCP follows it,
+    /// retrying with a new port if TCP's is taken.
+    pub async fn bind(config: &Config) -> io::Result<Sockets> {
+        let (sip_udp, sip_tcp) = bind_sip(config.sip_listen).await?;
+        let http = TcpListener::bind(config.http_listen).await?;
+        Ok(Sockets {
+            sip_udp,
+            sip_tcp,
+            http,
+        })
+    }
+
+    /// The bound SIP address (UDP and TCP share it).
+    pub fn sip_addr(&self) -> io::Result<SocketAddr> {
+        self.sip_udp.local_addr()
+    }
+
+    pub fn http_addr(&self) -> io::Result<SocketAddr> {
+        self.http.local_addr()
+    }
+}
+
+async fn bind_sip(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+    if addr.port() != 0 {
+        let udp = UdpSocket::bind(addr).await?;
+        let tcp = TcpListener::bind(addr).await?;
+        return Ok((udp, tcp));
+    }
+    let mut last_err = None;
+    for _ in 0..SIP_BIND_ATTEMPTS {
+        let udp = UdpSocket::bind(addr).await?;
+        let port_addr = udp.local_addr()?;
+        match TcpListener::bind(port_addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse)))
+}
+
+/// Why the switch stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot read a bound socket address: {0}")]
+    LocalAddr(#[source] io::Error),
+    #[error("HTTP server failed: {0}")]
+    Http(#[source] io::Error),
+    #[error("HTTP server task ended abnormally: {0}")]
+    HttpTask(#[from] tokio::task::JoinError),
+}
+
+/// Runs the switch on bound `sockets` until `shutdown` completes, then stops
+/// accepting, lets in-flight work finish (bounded) and returns.
+pub async fn run(
+    config: Config,
+    sockets: Sockets,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let admin = admin_auth(&config, &store).await?;
+
+    let sip_addr = sockets.sip_addr().map_err(RunError::LocalAddr)?;
+    let http_addr = sockets.http_addr().map_err(RunError::LocalAddr)?;
+    let Sockets {
+        sip_udp,
+        sip_tcp,
+        http,
+    } = sockets;
+
+    let state = AppState {
+        config: Arc::new(config),
+        store: store.clone(),
+        metrics: Arc::new(Metrics::default()),
+        admin: Arc::new(admin),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let app = api::router(state.clone());
+    let mut http_stop = stop_rx.clone();
+    let mut http_task = tokio::spawn(
+        axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                // An error means the sender is gone: stop too.
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+    );
+
+    // SIP endpoint is started here: it takes `sip_udp`, `sip_tcp`, `state`
+    // and `stop_rx.clone()`, answers new INVITEs with 503 once the stop
+    // signal is set, and its task is awaited below like the HTTP one.
+    let _sip_sockets = (sip_udp, sip_tcp);
+
+    info!("listening sip={sip_addr} http={http_addr}");
+
+    let early = tokio::select! {
+        () = shutdown => None,
+        res = &mut http_task => Some(res),
+    };
+    if let Some(res) = early {
+        res?.map_err(RunError::Http)?;
+        warn!("HTTP server stopped on its own");
+        store.close().await;
+        return Ok(());
+    }
+
+    info!("shutting down");
+    // Receivers only fail if they are all gone, which is fine.
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(HTTP_GRACE, &mut http_task).await {
+        Ok(res) => res?.map_err(RunError::Http)?,
+        Err(_) => {
+            warn!("HTTP connections still open after the grace period; closing them");
+            http_task.abort();
+        }
+    }
+    drop(stop_rx);
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+/// The admin token check: the configured token, else the stored hash of a
+/// generated one, else a new token, stored as a hash and printed once.
+async fn admin_auth(config: &Config, store: &Store) -> Result<AdminAuth, StoreError> {
+    if let Some(token) = &config.admin_token {
+        return Ok(AdminAuth::from_token(token));
+    }
+    if let Some(hex) = store.meta_get(ADMIN_TOKEN_META_KEY).await?
+        && let Some(auth) = AdminAuth::from_sha256_hex(&hex)
+    {
+        return Ok(auth);
+    }
+    let token = new_token();
+    let hex = AdminAuth::sha256_hex(&token);
+    let stored = store.meta_insert_once(ADMIN_TOKEN_META_KEY, &hex).await?;
+    if stored == hex {
+        // Printed once, on stdout, never logged: it is only kept as a hash.
+        println!("admin token (shown once, keep it): {token}");
+    } else if let Some(auth) = AdminAuth::from_sha256_hex(&stored) {
+        // Another node generated one first.
+        return Ok(auth);
+    } else {
+        // A malformed stored hash: replace it.
+        store.meta_set(ADMIN_TOKEN_META_KEY, &hex).await?;
+        println!("admin token (shown once, keep it): {token}");
+    }
+    Ok(AdminAuth::from_token(&token))
+}
+
+/// 256 random bits as lower-case hex.
+fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,155 @@
+//! End-to-end SIP tests: the real switch on 127.0.0.1 driven by SIPp and
+//! sipsak (DESIGN §3). Each test starts its own switch on port 0.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::{Switch, assert_sipp_ok, have_peer, scenario, sipp};
+
+/// RFC 3261 §13 (basic call): INVITE → 100/180 → 200 with SDP → ACK → BYE
+/// → 200, over UDP, with SIPp's built-in caller.
+#[test]
+fn basic_call_over_udp() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start("udp-call");
+    let out = sipp(&switch, &["-sn", "uac", "-s", "100", "-m", "5", "-l", "5", "-r", "10", "-d", "200"]);
+    assert_sipp_ok(&out, &switch, "UDP calls");
+}
+
+/// The same over TCP (RFC 3261 §18.3 framing, connection reuse §18.2.2).
+#[test]
+fn basic_call_over_tcp() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start("tcp-call");
+    let out = sipp(
+        &switch,
+        &["-sn", "uac", "-t", "t1", "-s", "100", "-m", "5", "-l", "5", "-r", "10", "-d", "200"],
+    );
+    assert_sipp_ok(&out, &switch, "TCP calls");
+}
+
+/// RFC 3261 §9.2: CANCEL while ringing gets 200 and the INVITE 487.
+#[test]
+fn cancel_while_ringing() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start("cancel");
+    let sf = scenario("cancel_ringing.xml");
+    let out = sipp(&switch, &["-sf", &sf, "-s", "200", "-m", "2", "-l", "1"]);
+    assert_sipp_ok(&out, &switch, "CANCEL while ringing");
+}
+
+/// RFC 3261 §10.3, §22.4 and RFC 8760: REGISTER is challenged, the right
+/// password registers (and unregisters), a wrong one is refused.
+#[test]
+fn register_with_digest() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("register", &[], |dir| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["agent", "add", "alice", "--password", "s3cret", "--name", "Alice"])
+            .arg("--database-url")
+            .arg(common::db_url(dir))
+            .env("SWITCHBOARD_DOMAIN", "127.0.0.1")
+            .output()
+            .expect("agent add");
+        assert!(out.status.success(), "agent add: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    let good = scenario("register_digest.xml");
+    let out = sipp(&switch, &["-sf", &good, "-s", "alice", "-au", "alice", "-ap", "s3cret", "-m", "1"]);
+    assert_sipp_ok(&out, &switch, "REGISTER with the right password");
+    assert!(switch.log().contains("agent registered"), "{}", switch.log());
+
+    let bad = scenario("register_bad_password.xml");
+    let out = sipp(&switch, &["-sf", &bad, "-s", "alice", "-au", "alice", "-ap", "wrong", "-m", "1"]);
+    assert_sipp_ok(&out, &switch, "REGISTER with a wrong password");
+}
+
+/// RFC 3261 §11.2: OPTIONS is answered 200, checked with sipsak.
+#[test]
+fn options_with_sipsak() {
+    if !have_peer("sipsak") {
+        return;
+    }
+    let switch = Switch::start("options");
+    let target = format!("sip:100@{}", switch.sip);
+    let out = std::process::Command::new("sipsak")
+        .args(["-s", &target, "-H", "127.0.0.1", "-v"])
+        .output()
+        .expect("run sipsak");
+    assert!(
+        out.status.success(),
+        "sipsak OPTIONS failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        switch.log()
+    );
+}
+
+/// RFC 3261 §15.1.1 and DESIGN §10: on SIGTERM the switch ends live calls
+/// with BYE and exits cleanly.
+#[test]
+fn shutdown_ends_calls_with_bye() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let mut switch = Switch::start("shutdown");
+    let sf = scenario("uac_wait_bye.xml");
+    let sip = switch.sip.to_string();
+    let dir = switch.dir.path().join("sipp");
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = std::process::Command::new("sipp")
+        .current_dir(&dir)
+        .arg(&sip)
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
+        .args(["-p", &common::free_port().to_string(), "-mp", &common::free_port().to_string()])
+        .args(["-cp", &common::free_port().to_string()])
+        .args(["-timeout", "30s", "-timeout_error", "-trace_err"])
+        .args(["-sf", &sf, "-s", "100", "-m", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sipp");
+    // Wait until the call is answered, then stop the switch.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !switch.log().contains("answered") {
+        assert!(std::time::Instant::now() < deadline, "call not answered:\n{}", switch.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = switch.terminate();
+    let out = child.wait_with_output().expect("sipp output");
+    assert_sipp_ok(&out, &switch, "BYE at shutdown");
+    assert!(status.success(), "switch exit status {status}\n{}", switch.log());
+}
+
+/// An INVITE to a number no flow serves gets 404 (DESIGN §5 `numbers`).
+#[test]
+fn unknown_number_gets_404() {
+    let switch = Switch::start("unknown-number");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:999@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKnf1;rport\r\n\
+         From: <sip:caller@{me}>;tag=a1\r\nTo: <sip:999@{sip}>\r\nCall-ID: nf-1@test\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sip = switch.sip
+    );
+    sock.send_to(invite.as_bytes(), switch.sip).unwrap();
+    let mut codes = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !codes.iter().any(|c: &u16| *c >= 200) {
+        let (n, _) = sock.recv_from(&mut buf).expect("response");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let code: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        codes.push(code);
+    }
+    assert_eq!(codes.last(), Some(&404), "{codes:?}");
+}
