@@ -7,6 +7,7 @@
 //! layer wins per setting, and the winner is parsed once, so an error names
 //! the setting and where its value came from.
 
+use crate::sip::registrar::digest::DigestAlgorithm;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -32,11 +33,12 @@ pub enum Setting {
     Recordings,
     AdminToken,
     TrustedPeers,
+    DigestAlgorithms,
 }
 
 impl Setting {
     /// Every setting, in the order of the DESIGN §2 table.
-    pub const ALL: [Setting; 11] = [
+    pub const ALL: [Setting; 12] = [
         Setting::SipListen,
         Setting::PublicIp,
         Setting::Domain,
@@ -48,6 +50,7 @@ impl Setting {
         Setting::Recordings,
         Setting::AdminToken,
         Setting::TrustedPeers,
+        Setting::DigestAlgorithms,
     ];
 
     /// The `switchboard.toml` key (snake_case).
@@ -64,6 +67,7 @@ impl Setting {
             Setting::Recordings => "recordings",
             Setting::AdminToken => "admin_token",
             Setting::TrustedPeers => "trusted_peers",
+            Setting::DigestAlgorithms => "digest_algorithms",
         }
     }
 
@@ -88,6 +92,7 @@ impl Setting {
             Setting::Flows => Some("ivr-flows"),
             Setting::Sounds => Some("sounds"),
             Setting::Recordings => Some("recordings"),
+            Setting::DigestAlgorithms => Some("SHA-256,MD5"),
             Setting::PublicIp | Setting::Domain | Setting::AdminToken | Setting::TrustedPeers => {
                 None
             }
@@ -213,6 +218,9 @@ pub struct SettingsArgs {
     /// CIDRs allowed to place calls without digest auth, comma-separated [env: SWITCHBOARD_TRUSTED_PEERS]
     #[arg(long, global = true, value_name = "CIDRS")]
     pub trusted_peers: Option<String>,
+    /// Digest algorithms offered to phones, most preferred first [env: SWITCHBOARD_DIGEST_ALGORITHMS] [default: SHA-256,MD5]
+    #[arg(long, global = true, value_name = "LIST")]
+    pub digest_algorithms: Option<String>,
 }
 
 impl SettingsArgs {
@@ -230,6 +238,7 @@ impl SettingsArgs {
             (Setting::Recordings, &self.recordings),
             (Setting::AdminToken, &self.admin_token),
             (Setting::TrustedPeers, &self.trusted_peers),
+            (Setting::DigestAlgorithms, &self.digest_algorithms),
         ];
         pairs
             .into_iter()
@@ -252,6 +261,9 @@ pub struct Config {
     pub recordings: PathBuf,
     pub admin_token: Option<String>,
     pub trusted_peers: CidrList,
+    /// Digest algorithms the registrar offers, most preferred first
+    /// (RFC 8760 §2.4).
+    pub digest_algorithms: Vec<DigestAlgorithm>,
 }
 
 impl Config {
@@ -323,6 +335,7 @@ impl Config {
             recordings: PathBuf::from("recordings"),
             admin_token: None,
             trusted_peers: CidrList::default(),
+            digest_algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
         }
     }
 }
@@ -466,6 +479,7 @@ impl Resolver {
         let trusted_peers = self
             .parse(Setting::TrustedPeers, |s| s.parse::<CidrList>())?
             .unwrap_or_default();
+        let digest_algorithms = self.required(Setting::DigestAlgorithms, parse_algorithms)?;
         Ok(Config {
             sip_listen,
             public_ip,
@@ -478,8 +492,23 @@ impl Resolver {
             recordings,
             admin_token,
             trusted_peers,
+            digest_algorithms,
         })
     }
+}
+
+/// `SHA-256,MD5`: a non-empty list without repeats.
+fn parse_algorithms(s: &str) -> Result<Vec<DigestAlgorithm>, String> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim) {
+        let algorithm = DigestAlgorithm::from_token(item)
+            .ok_or_else(|| format!("unknown digest algorithm {item:?}: use SHA-256 and/or MD5"))?;
+        if out.contains(&algorithm) {
+            return Err(format!("{item} is listed twice"));
+        }
+        out.push(algorithm);
+    }
+    Ok(out)
 }
 
 fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {

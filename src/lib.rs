@@ -33,6 +33,13 @@ pub const ADMIN_TOKEN_META_KEY: &str = "admin_token_sha256";
 /// How long in-flight HTTP requests may take to finish after shutdown.
 const HTTP_GRACE: Duration = Duration::from_secs(5);
 
+/// Parsed SIP messages waiting for the endpoint; more are dropped (the
+/// sender retransmits).
+const SIP_INBOUND_QUEUE: usize = 8192;
+
+/// How long calls may take to end (BYE and its answer) after shutdown begins.
+const SIP_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// How often to retry when port 0 gave a UDP port whose TCP twin is taken.
 const SIP_BIND_ATTEMPTS: usize = 16;
 
@@ -98,6 +105,87 @@ pub enum RunError {
     Http(#[source] io::Error),
     #[error("HTTP server task ended abnormally: {0}")]
     HttpTask(#[from] tokio::task::JoinError),
+    #[error("flows folder {}:\n{}", .dir.display(), .problems.join("\n"))]
+    Flows {
+        dir: std::path::PathBuf,
+        problems: Vec<String>,
+    },
+    #[error("RTP port range: {0}")]
+    Ports(#[from] media::port_pool::PortPoolError),
+}
+
+/// The running SIP side: endpoint and transport tasks.
+struct SipTasks {
+    endpoint: tokio::task::JoinHandle<()>,
+    transports: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SipTasks {
+    /// Waits for the endpoint to end its calls (it watches the stop
+    /// signal), then stops the transports.
+    async fn stop(self) {
+        if let Err(err) = self.endpoint.await {
+            warn!(cause = %err, "SIP endpoint task ended abnormally");
+        }
+        for t in self.transports {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the SIP transports and endpoint on the bound sockets.
+fn start_sip(
+    state: &AppState,
+    sip_udp: UdpSocket,
+    sip_tcp: TcpListener,
+    sip_addr: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) -> Result<SipTasks, RunError> {
+    use crate::sip::endpoint::{Endpoint, EndpointConfig, run_endpoint};
+    use crate::sip::transport::{TcpConnections, TransportHandle, run_tcp, run_udp};
+
+    let config = &state.config;
+    let numbers =
+        ivr::numbers::NumberPlan::load(&config.flows).map_err(|errors| RunError::Flows {
+            dir: config.flows.clone(),
+            problems: errors.iter().map(ToString::to_string).collect(),
+        })?;
+    info!(numbers = numbers.len(), "flows loaded");
+    let ports = media::port_pool::PortPool::new(config.rtp_ports.start..=config.rtp_ports.end)?;
+    let advertised = SocketAddr::new(config.public_ip, sip_addr.port());
+    let services = Arc::new(call::CallServices {
+        advertised,
+        media_ip: config.public_ip,
+        bind_ip: sip_addr.ip(),
+        ports,
+    });
+    let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(SIP_INBOUND_QUEUE);
+    let udp = Arc::new(sip_udp);
+    let tcp = TcpConnections::new(inbound_tx.clone(), state.metrics.clone());
+    let transports = vec![
+        tokio::spawn(run_udp(udp.clone(), inbound_tx, state.metrics.clone())),
+        tokio::spawn(run_tcp(sip_tcp, tcp.clone())),
+    ];
+    let transport = TransportHandle::new(udp, tcp, state.metrics.clone());
+    let endpoint = Arc::new(Endpoint {
+        config: EndpointConfig {
+            advertised,
+            domain: config.domain.clone(),
+            shutdown_grace: SIP_SHUTDOWN_GRACE,
+            digest_algorithms: config.digest_algorithms.clone(),
+        },
+        numbers: Arc::new(std::sync::RwLock::new(numbers)),
+        services,
+        store: state.store.clone(),
+    });
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let endpoint = tokio::spawn(run_endpoint(endpoint, transport, inbound_rx, stopped));
+    Ok(SipTasks {
+        endpoint,
+        transports,
+    })
 }
 
 /// Runs the switch on bound `sockets` until `shutdown` completes, then stops
@@ -138,10 +226,7 @@ pub async fn run(
             .into_future(),
     );
 
-    // SIP endpoint is started here: it takes `sip_udp`, `sip_tcp`, `state`
-    // and `stop_rx.clone()`, answers new INVITEs with 503 once the stop
-    // signal is set, and its task is awaited below like the HTTP one.
-    let _sip_sockets = (sip_udp, sip_tcp);
+    let sip = start_sip(&state, sip_udp, sip_tcp, sip_addr, stop_rx.clone())?;
 
     info!("listening sip={sip_addr} http={http_addr}");
 
@@ -152,6 +237,8 @@ pub async fn run(
     if let Some(res) = early {
         res?.map_err(RunError::Http)?;
         warn!("HTTP server stopped on its own");
+        let _ = stop_tx.send(true);
+        sip.stop().await;
         store.close().await;
         return Ok(());
     }
@@ -159,6 +246,7 @@ pub async fn run(
     info!("shutting down");
     // Receivers only fail if they are all gone, which is fine.
     let _ = stop_tx.send(true);
+    sip.stop().await;
     match tokio::time::timeout(HTTP_GRACE, &mut http_task).await {
         Ok(res) => res?.map_err(RunError::Http)?,
         Err(_) => {

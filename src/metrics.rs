@@ -22,8 +22,12 @@ macro_rules! counters {
 }
 
 counters! {
-    sip_messages_received_total: "SIP messages received on any transport.",
-    sip_messages_dropped_total: "SIP messages dropped: unparseable, over limits, or stray.",
+    sip_messages_received_total: "SIP messages received and parsed on any transport.",
+    sip_messages_sent_total: "SIP messages sent on any transport.",
+    sip_messages_malformed_total: "SIP messages that failed to parse (answered 400/505 when possible).",
+    sip_messages_dropped_total: "SIP messages dropped unanswered: unparseable with no way to reply, or the endpoint queue full.",
+    sip_send_errors_total: "SIP sends that failed at the socket.",
+    sip_tcp_connections_total: "SIP TCP connections accepted or opened.",
     http_requests_total: "HTTP requests answered.",
 }
 

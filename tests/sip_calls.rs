@@ -16,7 +16,12 @@ fn basic_call_over_udp() {
         return;
     }
     let switch = Switch::start("udp-call");
-    let out = sipp(&switch, &["-sn", "uac", "-s", "100", "-m", "5", "-l", "5", "-r", "10", "-d", "200"]);
+    let out = sipp(
+        &switch,
+        &[
+            "-sn", "uac", "-s", "100", "-m", "5", "-l", "5", "-r", "10", "-d", "200",
+        ],
+    );
     assert_sipp_ok(&out, &switch, "UDP calls");
 }
 
@@ -29,7 +34,9 @@ fn basic_call_over_tcp() {
     let switch = Switch::start("tcp-call");
     let out = sipp(
         &switch,
-        &["-sn", "uac", "-t", "t1", "-s", "100", "-m", "5", "-l", "5", "-r", "10", "-d", "200"],
+        &[
+            "-sn", "uac", "-t", "t1", "-s", "100", "-m", "5", "-l", "5", "-r", "10", "-d", "200",
+        ],
     );
     assert_sipp_ok(&out, &switch, "TCP calls");
 }
@@ -46,30 +53,59 @@ fn cancel_while_ringing() {
     assert_sipp_ok(&out, &switch, "CANCEL while ringing");
 }
 
-/// RFC 3261 §10.3, §22.4 and RFC 8760: REGISTER is challenged, the right
-/// password registers (and unregisters), a wrong one is refused.
+fn add_alice(dir: &common::Scratch) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "agent",
+            "add",
+            "alice",
+            "--password",
+            "s3cret",
+            "--name",
+            "Alice",
+        ])
+        .arg("--database-url")
+        .arg(common::db_url(dir))
+        .env("SWITCHBOARD_DOMAIN", "127.0.0.1")
+        .output()
+        .expect("agent add");
+    assert!(
+        out.status.success(),
+        "agent add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// RFC 3261 §10.3, §22.4: REGISTER is challenged, the right password
+/// registers (and unregisters), a wrong one is refused. SIPp only speaks
+/// MD5 and answers the first challenge, so this switch offers MD5 alone.
 #[test]
-fn register_with_digest() {
+fn register_with_digest_md5() {
     if !have_peer("sipp") {
         return;
     }
-    let switch = Switch::start_with("register", &[], |dir| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["agent", "add", "alice", "--password", "s3cret", "--name", "Alice"])
-            .arg("--database-url")
-            .arg(common::db_url(dir))
-            .env("SWITCHBOARD_DOMAIN", "127.0.0.1")
-            .output()
-            .expect("agent add");
-        assert!(out.status.success(), "agent add: {}", String::from_utf8_lossy(&out.stderr));
-    });
+    let switch = Switch::start_with("register", &["--digest-algorithms", "MD5"], add_alice);
     let good = scenario("register_digest.xml");
-    let out = sipp(&switch, &["-sf", &good, "-s", "alice", "-au", "alice", "-ap", "s3cret", "-m", "1"]);
+    let out = sipp(
+        &switch,
+        &[
+            "-sf", &good, "-s", "alice", "-au", "alice", "-ap", "s3cret", "-m", "1",
+        ],
+    );
     assert_sipp_ok(&out, &switch, "REGISTER with the right password");
-    assert!(switch.log().contains("agent registered"), "{}", switch.log());
+    assert!(
+        switch.log().contains("agent registered"),
+        "{}",
+        switch.log()
+    );
 
     let bad = scenario("register_bad_password.xml");
-    let out = sipp(&switch, &["-sf", &bad, "-s", "alice", "-au", "alice", "-ap", "wrong", "-m", "1"]);
+    let out = sipp(
+        &switch,
+        &[
+            "-sf", &bad, "-s", "alice", "-au", "alice", "-ap", "wrong", "-m", "1",
+        ],
+    );
     assert_sipp_ok(&out, &switch, "REGISTER with a wrong password");
 }
 
@@ -109,7 +145,12 @@ fn shutdown_ends_calls_with_bye() {
         .current_dir(&dir)
         .arg(&sip)
         .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
-        .args(["-p", &common::free_port().to_string(), "-mp", &common::free_port().to_string()])
+        .args([
+            "-p",
+            &common::free_port().to_string(),
+            "-mp",
+            &common::free_port().to_string(),
+        ])
         .args(["-cp", &common::free_port().to_string()])
         .args(["-timeout", "30s", "-timeout_error", "-trace_err"])
         .args(["-sf", &sf, "-s", "100", "-m", "1"])
@@ -120,13 +161,21 @@ fn shutdown_ends_calls_with_bye() {
     // Wait until the call is answered, then stop the switch.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !switch.log().contains("answered") {
-        assert!(std::time::Instant::now() < deadline, "call not answered:\n{}", switch.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "call not answered:\n{}",
+            switch.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = switch.terminate();
     let out = child.wait_with_output().expect("sipp output");
     assert_sipp_ok(&out, &switch, "BYE at shutdown");
-    assert!(status.success(), "switch exit status {status}\n{}", switch.log());
+    assert!(
+        status.success(),
+        "switch exit status {status}\n{}",
+        switch.log()
+    );
 }
 
 /// An INVITE to a number no flow serves gets 404 (DESIGN §5 `numbers`).
@@ -152,4 +201,71 @@ fn unknown_number_gets_404() {
         codes.push(code);
     }
     assert_eq!(codes.last(), Some(&404), "{codes:?}");
+}
+
+/// RFC 8760 §2.4 end to end: by default the 401 offers SHA-256 first and
+/// MD5 second; a phone answering with SHA-256 registers, a wrong password
+/// does not, and a replayed nonce count is refused (RFC 7616 §3.4.5).
+#[test]
+fn register_with_digest_sha256() {
+    use switchboard::sip::registrar::digest::DigestAlgorithm;
+
+    let switch = Switch::start_with("register-sha256", &[], add_alice);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let uri = format!("sip:{}", switch.sip);
+    let register = |cseq: u32, auth: Option<String>| {
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let msg = format!(
+            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKsha{cseq};rport\r\n\
+             From: <sip:alice@127.0.0.1>;tag=s1\r\nTo: <sip:alice@127.0.0.1>\r\n\
+             Call-ID: sha256-reg@test\r\nCSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:alice@{me}>\r\nExpires: 300\r\n{auth}Content-Length: 0\r\n\r\n"
+        );
+        sock.send_to(msg.as_bytes(), switch.sip).unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = sock.recv_from(&mut buf).expect("response");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let status = |resp: &str| resp.split_whitespace().nth(1).unwrap().to_owned();
+    let first = register(1, None);
+    assert_eq!(status(&first), "401", "{first}");
+    let challenges: Vec<&str> = first
+        .lines()
+        .filter(|l| l.starts_with("WWW-Authenticate:"))
+        .collect();
+    assert_eq!(challenges.len(), 2, "{first}");
+    assert!(challenges[0].contains("algorithm=SHA-256"), "{first}");
+    assert!(challenges[1].contains("algorithm=MD5"), "{first}");
+    let nonce = challenges[0]
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let answer = |password: &str, nc: &str| {
+        let sha = DigestAlgorithm::Sha256;
+        let ha1 = sha.hex(format!("alice:127.0.0.1:{password}").as_bytes());
+        let ha2 = sha.hex(format!("REGISTER:{uri}").as_bytes());
+        let response = sha.hex(format!("{ha1}:{nonce}:{nc}:c0ffee:auth:{ha2}").as_bytes());
+        format!(
+            "Digest username=\"alice\", realm=\"127.0.0.1\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{response}\", algorithm=SHA-256, cnonce=\"c0ffee\", qop=auth, nc={nc}"
+        )
+    };
+    let wrong = register(2, Some(answer("wrong", "00000001")));
+    assert_eq!(status(&wrong), "401", "{wrong}");
+    let ok = register(3, Some(answer("s3cret", "00000002")));
+    assert_eq!(status(&ok), "200", "{ok}\n{}", switch.log());
+    assert!(ok.contains("expires="), "{ok}");
+    let replay = register(4, Some(answer("s3cret", "00000002")));
+    assert_eq!(
+        status(&replay),
+        "401",
+        "replayed nc must be refused: {replay}"
+    );
 }

@@ -18,8 +18,6 @@ pub const MAX_BIND_ATTEMPTS: usize = 128;
 /// Why a port range was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortPoolError {
-    #[error("port range must be written LOW-HIGH, e.g. 20000-29999")]
-    Syntax,
     #[error("port range {low}-{high} holds no even port with its odd neighbour")]
     Empty { low: u16, high: u16 },
 }
@@ -71,20 +69,6 @@ impl PortPool {
             state: Arc::new(Mutex::new(State { free, in_use: 0 })),
             range,
         })
-    }
-
-    /// Parses `LOW-HIGH` as in `--rtp-ports 20000-29999`.
-    pub fn parse_range(text: &str) -> Result<RangeInclusive<u16>, PortPoolError> {
-        let (low, high) = text.trim().split_once('-').ok_or(PortPoolError::Syntax)?;
-        let low = low
-            .trim()
-            .parse::<u16>()
-            .map_err(|_| PortPoolError::Syntax)?;
-        let high = high
-            .trim()
-            .parse::<u16>()
-            .map_err(|_| PortPoolError::Syntax)?;
-        Ok(low..=high)
     }
 
     /// Leases the free port that has been free longest, or `None` when all
@@ -193,7 +177,7 @@ mod tests {
 
     #[test]
     fn default_range_capacity_rfc3550_s11() {
-        let pool = PortPool::new(PortPool::parse_range("20000-29999").unwrap()).unwrap();
+        let pool = PortPool::new(20000..=29999).unwrap();
         assert_eq!(pool.capacity(), 5000);
         assert_eq!(pool.in_use(), 0);
         assert_eq!(pool.range(), 20000..=29999);
@@ -217,14 +201,6 @@ mod tests {
                 PortPoolError::Empty { low, high }
             );
         }
-        for bad in ["", "20000", "a-b", "20000-", "1-70000", "-5"] {
-            assert_eq!(
-                PortPool::parse_range(bad),
-                Err(PortPoolError::Syntax),
-                "{bad}"
-            );
-        }
-        assert_eq!(PortPool::parse_range(" 100 - 200 "), Ok(100..=200));
     }
 
     #[test]

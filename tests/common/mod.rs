@@ -84,7 +84,12 @@ impl Switch {
         prepare(&dir);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         cmd.arg("serve")
-            .args(["--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args([
+                "--sip-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
             .args(["--public-ip", "127.0.0.1", "--domain", "127.0.0.1"])
             .args(["--rtp-ports", "40000-49999", "--admin-token", "test-token"])
             .arg("--database-url")
@@ -122,7 +127,13 @@ impl Switch {
             }
         };
         let (sip, http) = parse_listening(&line);
-        Switch { child: Some(child), sip, http, dir, log }
+        Switch {
+            child: Some(child),
+            sip,
+            http,
+            dir,
+            log,
+        }
     }
 
     /// What the switch logged so far.

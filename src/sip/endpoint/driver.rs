@@ -16,6 +16,7 @@ use crate::ivr::numbers::NumberPlan;
 use crate::sip::dialog::method_not_supported;
 use crate::sip::message::{CSeq, Message, Method, Request, Response};
 use crate::sip::peer::Peer;
+use crate::sip::registrar::digest::DigestAlgorithm;
 use crate::sip::registrar::{
     Account, BindingEvent, ClockAnchor, Registrar, RegistrarConfig, Verdict,
 };
@@ -34,6 +35,8 @@ pub struct EndpointConfig {
     pub domain: String,
     /// How long live calls may go on after shutdown begins.
     pub shutdown_grace: Duration,
+    /// Digest algorithms offered to registering phones, preferred first.
+    pub digest_algorithms: Vec<DigestAlgorithm>,
 }
 
 /// Shared state the endpoint and the HTTP API read.
@@ -91,7 +94,10 @@ pub async fn run_endpoint(
     let mut state = State {
         layer: TransactionLayer::new(TimerConfig::default()),
         registrar: Registrar::new(
-            RegistrarConfig::default(),
+            RegistrarConfig {
+                algorithms: endpoint.config.digest_algorithms.clone(),
+                ..RegistrarConfig::default()
+            },
             rand::random(),
             rand::random(),
             clock,

@@ -312,13 +312,19 @@ pub fn challenge(algorithm: DigestAlgorithm, realm: &str, nonce: &str, stale: bo
     out
 }
 
-/// The challenges for one nonce, most preferred first: SHA-256 then MD5
-/// (RFC 8760 §2.4, RFC 7616 §3.7). Each becomes its own header line.
-pub fn challenges(realm: &str, nonce: &str, stale: bool) -> [String; 2] {
-    [
-        challenge(DigestAlgorithm::Sha256, realm, nonce, stale),
-        challenge(DigestAlgorithm::Md5, realm, nonce, stale),
-    ]
+/// The challenges for one nonce, one per algorithm in the order given
+/// (most preferred first, RFC 8760 §2.4, RFC 7616 §3.7). Each becomes its
+/// own header line.
+pub fn challenges(
+    algorithms: &[DigestAlgorithm],
+    realm: &str,
+    nonce: &str,
+    stale: bool,
+) -> Vec<String> {
+    algorithms
+        .iter()
+        .map(|a| challenge(*a, realm, nonce, stale))
+        .collect()
 }
 
 /// Compares two byte strings in time that depends only on their lengths
@@ -469,7 +475,9 @@ mod tests {
     /// quoted, stale only when asked, realm quoted and escaped.
     #[test]
     fn challenge_format() {
-        let [first, second] = challenges("sw \"x\"", "abc", false);
+        let both = [DigestAlgorithm::Sha256, DigestAlgorithm::Md5];
+        let [first, second] =
+            <[String; 2]>::try_from(challenges(&both, "sw \"x\"", "abc", false)).unwrap();
         assert_eq!(
             first,
             "Digest realm=\"sw \\\"x\\\"\", nonce=\"abc\", algorithm=SHA-256, qop=\"auth\""
@@ -478,7 +486,7 @@ mod tests {
             second,
             "Digest realm=\"sw \\\"x\\\"\", nonce=\"abc\", algorithm=MD5, qop=\"auth\""
         );
-        let [stale, _] = challenges("r", "n", true);
+        let [stale, _] = <[String; 2]>::try_from(challenges(&both, "r", "n", true)).unwrap();
         assert!(stale.ends_with(", stale=true"));
     }
 

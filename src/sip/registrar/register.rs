@@ -34,6 +34,9 @@ pub struct RegistrarConfig {
     pub max_contacts_per_login: usize,
     pub max_tracked_nonces: usize,
     pub throttle: ThrottleConfig,
+    /// Algorithms challenged with, most preferred first (RFC 8760 §2.4);
+    /// credentials using any other are challenged again.
+    pub algorithms: Vec<DigestAlgorithm>,
 }
 
 impl Default for RegistrarConfig {
@@ -46,6 +49,7 @@ impl Default for RegistrarConfig {
             max_contacts_per_login: 16,
             max_tracked_nonces: NonceCounts::DEFAULT_CAPACITY,
             throttle: ThrottleConfig::default(),
+            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
         }
     }
 }
@@ -278,6 +282,9 @@ impl Registrar {
         if state == NonceState::Invalid {
             return no_credentials;
         }
+        if !self.config.algorithms.contains(&creds.algorithm) {
+            return no_credentials;
+        }
         let method = req.method.as_str();
         if creds.expected_response(method, "").is_none() {
             // No qop=auth: the RFC 2069 form is not accepted.
@@ -315,7 +322,8 @@ impl Registrar {
         }
     }
 
-    /// 401 with a new nonce, SHA-256 then MD5 (RFC 8760 §2.4).
+    /// 401 with a new nonce and one challenge per configured algorithm
+    /// (RFC 8760 §2.4).
     fn challenge(
         &mut self,
         now: Instant,
@@ -327,7 +335,7 @@ impl Registrar {
         self.rng.fill_bytes(&mut random);
         let nonce = self.mint.issue(self.clock.unix_ms(now), random);
         let mut resp = self.reply(req, 401, "Unauthorized");
-        for value in challenges(&account.realm, &nonce, stale) {
+        for value in challenges(&self.config.algorithms, &account.realm, &nonce, stale) {
             resp.headers.push(HeaderName::WwwAuthenticate, value);
         }
         resp

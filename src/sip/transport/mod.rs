@@ -4,11 +4,9 @@
 //! parsed is answered statelessly with 400/505 when the message allows it,
 //! otherwise dropped and counted.
 
-mod stats;
 mod tcp;
 mod udp;
 
-pub use stats::TransportStats;
 pub use tcp::{TcpConnections, run_tcp};
 pub use udp::run_udp;
 
@@ -19,6 +17,7 @@ use tokio::sync::mpsc;
 
 use super::message::{Limits, Message, parse_message};
 use super::peer::{Peer, Transport};
+use crate::metrics::Metrics;
 
 /// One parsed message and where it came from.
 #[derive(Debug)]
@@ -32,12 +31,12 @@ pub struct Inbound {
 pub struct TransportHandle {
     udp: Arc<UdpSocket>,
     tcp: TcpConnections,
-    stats: Arc<TransportStats>,
+    metrics: Arc<Metrics>,
 }
 
 impl TransportHandle {
-    pub fn new(udp: Arc<UdpSocket>, tcp: TcpConnections, stats: Arc<TransportStats>) -> Self {
-        TransportHandle { udp, tcp, stats }
+    pub fn new(udp: Arc<UdpSocket>, tcp: TcpConnections, metrics: Arc<Metrics>) -> Self {
+        TransportHandle { udp, tcp, metrics }
     }
 
     /// Sends one serialized message. Errors are logged and counted: a lost
@@ -48,16 +47,12 @@ impl TransportHandle {
             Transport::Tcp => self.tcp.send(dest.addr, bytes).await,
         };
         match result {
-            Ok(()) => self.stats.count_sent(),
+            Ok(()) => Metrics::inc(&self.metrics.sip_messages_sent_total),
             Err(err) => {
-                self.stats.count_send_error();
+                Metrics::inc(&self.metrics.sip_send_errors_total);
                 tracing::debug!(peer = %dest.addr, cause = %err, "SIP send failed");
             }
         }
-    }
-
-    pub fn stats(&self) -> &Arc<TransportStats> {
-        &self.stats
     }
 }
 
@@ -66,29 +61,33 @@ impl TransportHandle {
 fn accept_bytes(
     bytes: &[u8],
     source: Peer,
-    stats: &TransportStats,
+    metrics: &Metrics,
     limits: &Limits,
 ) -> Result<Message, Option<Vec<u8>>> {
     match parse_message(bytes, limits) {
         Ok(message) => {
-            stats.count_received();
+            Metrics::inc(&metrics.sip_messages_received_total);
             Ok(message)
         }
         Err(err) => {
-            stats.count_malformed();
+            Metrics::inc(&metrics.sip_messages_malformed_total);
             tracing::debug!(peer = %source.addr, cause = %err, "malformed SIP message");
-            Err(err.response().map(|r| r.to_bytes()))
+            let reply = err.response().map(|r| r.to_bytes());
+            if reply.is_none() {
+                Metrics::inc(&metrics.sip_messages_dropped_total);
+            }
+            Err(reply)
         }
     }
 }
 
 /// Sends inbound messages to the endpoint; a full queue drops (UDP semantics:
 /// the sender retransmits) and counts.
-fn forward(tx: &mpsc::Sender<Inbound>, inbound: Inbound, stats: &TransportStats) -> bool {
+fn forward(tx: &mpsc::Sender<Inbound>, inbound: Inbound, metrics: &Metrics) -> bool {
     match tx.try_send(inbound) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            stats.count_overload();
+            Metrics::inc(&metrics.sip_messages_dropped_total);
             true
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,

@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::{Inbound, TransportStats, accept_bytes, forward};
+use super::{Inbound, accept_bytes, forward};
+use crate::metrics::Metrics;
 use crate::sip::message::{Frame, Limits, MAX_MESSAGE_BYTES, frame_stream};
 use crate::sip::peer::{Peer, Transport};
 
@@ -36,17 +37,17 @@ struct Inner {
     map: Mutex<HashMap<SocketAddr, Entry>>,
     next_id: AtomicU64,
     to_endpoint: mpsc::Sender<Inbound>,
-    stats: Arc<TransportStats>,
+    metrics: Arc<Metrics>,
 }
 
 impl TcpConnections {
-    pub fn new(to_endpoint: mpsc::Sender<Inbound>, stats: Arc<TransportStats>) -> Self {
+    pub fn new(to_endpoint: mpsc::Sender<Inbound>, metrics: Arc<Metrics>) -> Self {
         TcpConnections {
             inner: Arc::new(Inner {
                 map: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 to_endpoint,
-                stats,
+                metrics,
             }),
         }
     }
@@ -92,7 +93,7 @@ impl TcpConnections {
             let mut map = self.inner.map.lock().unwrap_or_else(|p| p.into_inner());
             map.insert(addr, Entry { id, tx: tx.clone() });
         }
-        self.inner.stats.count_tcp_connection();
+        Metrics::inc(&self.inner.metrics.sip_tcp_connections_total);
         let conns = self.clone();
         let reply = tx.clone();
         tokio::spawn(async move {
@@ -102,7 +103,7 @@ impl TcpConnections {
                 read,
                 addr,
                 &conns.inner.to_endpoint,
-                &conns.inner.stats,
+                &conns.inner.metrics,
                 &reply,
             )
             .await;
@@ -155,7 +156,7 @@ async fn read_loop(
     mut read: tokio::net::tcp::OwnedReadHalf,
     addr: SocketAddr,
     to_endpoint: &mpsc::Sender<Inbound>,
-    stats: &TransportStats,
+    metrics: &Metrics,
     reply: &mpsc::Sender<Vec<u8>>,
 ) {
     let limits = Limits::default();
@@ -178,11 +179,11 @@ async fn read_loop(
                     buf.drain(..len);
                 }
                 Ok(Some(Frame::Message { len })) => {
-                    let outcome = accept_bytes(&buf[..len], source, stats, &limits);
+                    let outcome = accept_bytes(&buf[..len], source, metrics, &limits);
                     buf.drain(..len);
                     match outcome {
                         Ok(message) => {
-                            if !forward(to_endpoint, Inbound { message, source }, stats) {
+                            if !forward(to_endpoint, Inbound { message, source }, metrics) {
                                 return;
                             }
                         }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{Inbound, TransportStats, accept_bytes, forward};
+use super::{Inbound, accept_bytes, forward};
+use crate::metrics::Metrics;
 use crate::sip::message::{Limits, MAX_MESSAGE_BYTES};
 use crate::sip::peer::{Peer, Transport};
 
@@ -14,7 +15,7 @@ use crate::sip::peer::{Peer, Transport};
 pub async fn run_udp(
     socket: Arc<UdpSocket>,
     to_endpoint: mpsc::Sender<Inbound>,
-    stats: Arc<TransportStats>,
+    metrics: Arc<Metrics>,
 ) {
     let limits = Limits::default();
     // One byte more than the limit, so an oversized datagram is seen as such.
@@ -36,9 +37,9 @@ pub async fn run_udp(
         if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
             continue; // keep-alive (RFC 5626 §4.4.1)
         }
-        match accept_bytes(bytes, source, &stats, &limits) {
+        match accept_bytes(bytes, source, &metrics, &limits) {
             Ok(message) => {
-                if !forward(&to_endpoint, Inbound { message, source }, &stats) {
+                if !forward(&to_endpoint, Inbound { message, source }, &metrics) {
                     return;
                 }
             }
