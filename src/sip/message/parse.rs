@@ -149,11 +149,24 @@ fn start_line(line: &[u8]) -> Result<Start<'_>, ParseErrorKind> {
         return Err(ParseErrorKind::BadStartLine);
     }
     let is_version = |v: &str| v.eq_ignore_ascii_case("SIP/2.0");
-    let looks_versioned = |v: &str| v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/"));
-    if looks_versioned(line) {
+    let looks_versioned = |v: &str| {
+        let num = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+        v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+            && v.get(4..)
+                .and_then(|r| r.split_once('.'))
+                .is_some_and(|(a, b)| num(a) && num(b))
+    };
+    if line
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         let (version, rest) = line.split_once(' ').ok_or(ParseErrorKind::BadStartLine)?;
         if !is_version(version) {
-            return Err(ParseErrorKind::BadVersion);
+            return Err(if looks_versioned(version) {
+                ParseErrorKind::BadVersion
+            } else {
+                ParseErrorKind::BadStartLine
+            });
         }
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
