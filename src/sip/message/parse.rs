@@ -92,9 +92,11 @@ pub fn parse_message(bytes: &[u8], limits: &Limits) -> Result<Message, ParseErro
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
     let buf = &bytes[skip..];
-    let (head, body_start, mut err) = match header_end(buf) {
-        Some((end, body)) => (&buf[..end], body, None),
-        None => (buf, buf.len(), Some(ParseErrorKind::BadHeaderLine)),
+    // Without the empty line (§7) the message is refused, but only after
+    // the headers were checked so that the reply names a sharper problem.
+    let (head, body_start, unterminated) = match header_end(buf) {
+        Some((end, body)) => (&buf[..end], body, false),
+        None => (buf, buf.len(), true),
     };
     let mut lines = head.split(|&b| b == b'\n').map(strip_cr);
     let first = lines.next().unwrap_or_default();
@@ -106,9 +108,15 @@ pub fn parse_message(bytes: &[u8], limits: &Limits) -> Result<Message, ParseErro
     };
     let (headers, header_err) = read_headers(lines, limits);
     // The first problem found is the one reported.
-    let checked = match (start, err.take().or(header_err)) {
+    let checked = match (start, header_err) {
         (Err(e), _) | (Ok(_), Some(e)) => Err(e),
-        (Ok(start), None) => body(&start, &headers, buf, body_start).map(|b| (start, b)),
+        (Ok(start), None) => body(&start, &headers, buf, body_start).and_then(|b| {
+            if unterminated {
+                Err(ParseErrorKind::BadHeaderLine)
+            } else {
+                Ok((start, b))
+            }
+        }),
     };
     match checked {
         Ok((start, body)) => Ok(build(start, headers, body)),
@@ -141,11 +149,24 @@ fn start_line(line: &[u8]) -> Result<Start<'_>, ParseErrorKind> {
         return Err(ParseErrorKind::BadStartLine);
     }
     let is_version = |v: &str| v.eq_ignore_ascii_case("SIP/2.0");
-    let looks_versioned = |v: &str| v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/"));
-    if looks_versioned(line) {
+    let looks_versioned = |v: &str| {
+        let num = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+        v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+            && v.get(4..)
+                .and_then(|r| r.split_once('.'))
+                .is_some_and(|(a, b)| num(a) && num(b))
+    };
+    if line
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         let (version, rest) = line.split_once(' ').ok_or(ParseErrorKind::BadStartLine)?;
         if !is_version(version) {
-            return Err(ParseErrorKind::BadVersion);
+            return Err(if looks_versioned(version) {
+                ParseErrorKind::BadVersion
+            } else {
+                ParseErrorKind::BadStartLine
+            });
         }
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -385,10 +406,12 @@ fn check_headers(
 /// The stateless reply to a bad request (§8.2.6.2 copies), when its Via,
 /// Call-ID and CSeq can be read; 505 for a bad version (§8.2.1 / §21.5.21).
 fn error_reply(kind: &ParseErrorKind, headers: &Headers) -> Option<Response> {
+    // The sent-by is what the reply needs (§18.2.2); junk parameters after
+    // it do not prevent answering.
     let top = headers
         .get(&HeaderName::Via)
         .and_then(|v| split_commas(v).next())?;
-    addr::via(top)?;
+    addr::via(top.split(';').next().unwrap_or(top))?;
     let present = |n: &HeaderName| headers.get(n).is_some_and(|v| !trim_ws(v).is_empty());
     if !present(&HeaderName::CallId) || !present(&HeaderName::CSeq) {
         return None;

@@ -288,6 +288,11 @@ fn errors_table() {
         (
             OPTIONS.replace(";branch=z9hG4bK776asdhds", ";;"),
             K::BadHeader("Via"),
+            Some(400),
+        ),
+        (
+            OPTIONS.replace("pc33.atlanta.example.com;branch", "bad host;branch"),
+            K::BadHeader("Via"),
             None,
         ),
         (
