@@ -14,8 +14,18 @@ use switchboard::store::testing::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
-/// The binary in `dir`, with no setting inherited from the test's environment.
+/// The binary in `dir`, with no setting inherited from the test's
+/// environment; `dir/ivr-flows` holds a copy of the shipped demo flows so
+/// `serve` finds its default flows folder.
 fn switchboard(dir: &Path) -> Command {
+    let flows = dir.join("ivr-flows");
+    if !flows.exists() {
+        std::fs::create_dir_all(&flows).expect("flows dir");
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr-flows");
+        for entry in std::fs::read_dir(shipped).expect("shipped flows").flatten() {
+            std::fs::copy(entry.path(), flows.join(entry.file_name())).expect("copy flow");
+        }
+    }
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir).env("RUST_LOG", "info");
     cmd.env_remove("SWITCHBOARD_CONFIG");

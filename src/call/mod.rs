@@ -250,7 +250,7 @@ impl Call {
         let ok = Self::with_sdp(dialog.response(&self.setup.invite, 200, "OK"), &sdp);
         dialog.handle_sent_response(&ok);
         self.respond(invite_tx, ok);
-        tracing::info!("answered");
+        tracing::debug!("answered");
         self.confirmed(&mut dialog).await
     }
 

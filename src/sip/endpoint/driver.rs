@@ -531,3 +531,60 @@ fn handle_internal(state: &mut State, now: std::time::Instant, work: Internal) {
         Internal::Delayed { tx, response } => respond(state, now, tx, response),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message::{HeaderName, Limits, parse_message};
+    use crate::sip::peer::Transport;
+
+    fn request(via: &str) -> Request {
+        let text = format!(
+            "OPTIONS sip:100@example.com SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp\r\n\
+             From: <sip:a@example.com>;tag=1\r\nTo: <sip:100@example.com>\r\nCall-ID: v1\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        match parse_message(text.as_bytes(), &Limits::default()) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn source() -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            addr: "203.0.113.7:40000".parse().unwrap(),
+        }
+    }
+
+    /// RFC 3581 §4: an empty rport gets the source port, and received is
+    /// added with it; the second Via is untouched.
+    #[test]
+    fn rfc3581_s4_rport_filled_in() {
+        let mut req = request("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKa;rport");
+        stamp_via(&mut req, source());
+        let via = req.headers.top_via().unwrap();
+        assert_eq!(via.params.get("rport"), Some(Some("40000")));
+        assert_eq!(via.params.get("received"), Some(Some("203.0.113.7")));
+        assert_eq!(via.branch(), Some("z9hG4bKa"));
+        let all = req.headers.values(&HeaderName::Via);
+        assert_eq!(all.len(), 2);
+        assert!(all[1].contains("proxy.example.com"));
+    }
+
+    /// RFC 3261 §18.2.1: a sent-by that differs from the source address gets
+    /// `received`; one that matches is left alone.
+    #[test]
+    fn rfc3261_18_2_1_received_added_only_when_needed() {
+        let mut req = request("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKb");
+        stamp_via(&mut req, source());
+        let via = req.headers.top_via().unwrap();
+        assert_eq!(via.params.get("received"), Some(Some("203.0.113.7")));
+        assert!(via.params.get("rport").is_none());
+
+        let mut req = request("SIP/2.0/UDP 203.0.113.7:40000;branch=z9hG4bKc");
+        let before = req.clone();
+        stamp_via(&mut req, source());
+        assert_eq!(req, before);
+    }
+}
