@@ -80,11 +80,7 @@ impl HeaderName {
                 return h;
             }
         }
-        KNOWN
-            .iter()
-            .find(|(s, _)| s.len() == name.len() && s.eq_ignore_ascii_case(name))
-            .map(|(_, h)| h.clone())
-            .unwrap_or_else(|| HeaderName::Other(name.to_owned()))
+        known_long(name).unwrap_or_else(|| HeaderName::Other(name.to_owned()))
     }
 
     /// The canonical long form used when serializing (`Call-ID`, `CSeq`, `WWW-Authenticate`).
@@ -141,47 +137,174 @@ impl HeaderName {
     }
 }
 
-/// Long names of the known headers, for [`HeaderName::from_name`].
-const KNOWN: &[(&str, HeaderName)] = &[
-    ("Via", HeaderName::Via),
-    ("From", HeaderName::From),
-    ("To", HeaderName::To),
-    ("Call-ID", HeaderName::CallId),
-    ("CSeq", HeaderName::CSeq),
-    ("Contact", HeaderName::Contact),
-    ("Max-Forwards", HeaderName::MaxForwards),
-    ("Content-Length", HeaderName::ContentLength),
-    ("Content-Type", HeaderName::ContentType),
-    ("Content-Encoding", HeaderName::ContentEncoding),
-    ("Route", HeaderName::Route),
-    ("Record-Route", HeaderName::RecordRoute),
-    ("Authorization", HeaderName::Authorization),
-    ("Proxy-Authorization", HeaderName::ProxyAuthorization),
-    ("WWW-Authenticate", HeaderName::WwwAuthenticate),
-    ("Proxy-Authenticate", HeaderName::ProxyAuthenticate),
-    ("Authentication-Info", HeaderName::AuthenticationInfo),
-    ("Expires", HeaderName::Expires),
-    ("Min-Expires", HeaderName::MinExpires),
-    ("Allow", HeaderName::Allow),
-    ("Accept", HeaderName::Accept),
-    ("Supported", HeaderName::Supported),
-    ("Require", HeaderName::Require),
-    ("Proxy-Require", HeaderName::ProxyRequire),
-    ("Unsupported", HeaderName::Unsupported),
-    ("User-Agent", HeaderName::UserAgent),
-    ("Server", HeaderName::Server),
-    ("Subject", HeaderName::Subject),
-    ("Date", HeaderName::Date),
-    ("Warning", HeaderName::Warning),
-    ("Retry-After", HeaderName::RetryAfter),
-    ("Event", HeaderName::Event),
-    ("Refer-To", HeaderName::ReferTo),
-    ("Referred-By", HeaderName::ReferredBy),
-    ("P-Asserted-Identity", HeaderName::PAssertedIdentity),
-    ("Call-Info", HeaderName::CallInfo),
-    ("Reason", HeaderName::Reason),
-    ("Session-Expires", HeaderName::SessionExpires),
-];
+/// A known long name, any case; `None` for others.
+fn known_long(name: &str) -> Option<HeaderName> {
+    let eq = |s: &str| name.eq_ignore_ascii_case(s);
+    Some(match name.len() {
+        2 => {
+            if eq("To") {
+                HeaderName::To
+            } else {
+                return None;
+            }
+        }
+        3 => {
+            if eq("Via") {
+                HeaderName::Via
+            } else {
+                return None;
+            }
+        }
+        4 => {
+            if eq("From") {
+                HeaderName::From
+            } else if eq("CSeq") {
+                HeaderName::CSeq
+            } else if eq("Date") {
+                HeaderName::Date
+            } else {
+                return None;
+            }
+        }
+        5 => {
+            if eq("Route") {
+                HeaderName::Route
+            } else if eq("Allow") {
+                HeaderName::Allow
+            } else if eq("Event") {
+                HeaderName::Event
+            } else {
+                return None;
+            }
+        }
+        6 => {
+            if eq("Accept") {
+                HeaderName::Accept
+            } else if eq("Server") {
+                HeaderName::Server
+            } else if eq("Reason") {
+                HeaderName::Reason
+            } else {
+                return None;
+            }
+        }
+        7 => {
+            if eq("Call-ID") {
+                HeaderName::CallId
+            } else if eq("Contact") {
+                HeaderName::Contact
+            } else if eq("Expires") {
+                HeaderName::Expires
+            } else if eq("Require") {
+                HeaderName::Require
+            } else if eq("Subject") {
+                HeaderName::Subject
+            } else if eq("Warning") {
+                HeaderName::Warning
+            } else {
+                return None;
+            }
+        }
+        8 => {
+            if eq("Refer-To") {
+                HeaderName::ReferTo
+            } else {
+                return None;
+            }
+        }
+        9 => {
+            if eq("Supported") {
+                HeaderName::Supported
+            } else if eq("Call-Info") {
+                HeaderName::CallInfo
+            } else {
+                return None;
+            }
+        }
+        10 => {
+            if eq("User-Agent") {
+                HeaderName::UserAgent
+            } else {
+                return None;
+            }
+        }
+        11 => {
+            if eq("Min-Expires") {
+                HeaderName::MinExpires
+            } else if eq("Unsupported") {
+                HeaderName::Unsupported
+            } else if eq("Retry-After") {
+                HeaderName::RetryAfter
+            } else if eq("Referred-By") {
+                HeaderName::ReferredBy
+            } else {
+                return None;
+            }
+        }
+        12 => {
+            if eq("Max-Forwards") {
+                HeaderName::MaxForwards
+            } else if eq("Content-Type") {
+                HeaderName::ContentType
+            } else if eq("Record-Route") {
+                HeaderName::RecordRoute
+            } else {
+                return None;
+            }
+        }
+        13 => {
+            if eq("Authorization") {
+                HeaderName::Authorization
+            } else if eq("Proxy-Require") {
+                HeaderName::ProxyRequire
+            } else {
+                return None;
+            }
+        }
+        14 => {
+            if eq("Content-Length") {
+                HeaderName::ContentLength
+            } else {
+                return None;
+            }
+        }
+        15 => {
+            if eq("Session-Expires") {
+                HeaderName::SessionExpires
+            } else {
+                return None;
+            }
+        }
+        16 => {
+            if eq("Content-Encoding") {
+                HeaderName::ContentEncoding
+            } else if eq("WWW-Authenticate") {
+                HeaderName::WwwAuthenticate
+            } else {
+                return None;
+            }
+        }
+        18 => {
+            if eq("Proxy-Authenticate") {
+                HeaderName::ProxyAuthenticate
+            } else {
+                return None;
+            }
+        }
+        19 => {
+            if eq("Proxy-Authorization") {
+                HeaderName::ProxyAuthorization
+            } else if eq("Authentication-Info") {
+                HeaderName::AuthenticationInfo
+            } else if eq("P-Asserted-Identity") {
+                HeaderName::PAssertedIdentity
+            } else {
+                return None;
+            }
+        }
+        _ => return None,
+    })
+}
 
 impl PartialEq for HeaderName {
     fn eq(&self, other: &HeaderName) -> bool {

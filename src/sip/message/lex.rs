@@ -173,6 +173,38 @@ pub(crate) fn parse_u64(s: &str, max_digits: usize) -> Option<u64> {
     })
 }
 
+/// Splits around the first ASCII `delim` (a plain loop: the strings are
+/// short and `str::split_once` costs a searcher set-up per call).
+pub(crate) fn split_byte(s: &str, delim: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|c| c == delim)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// Position of the first `needle` in `hay`, eight bytes at a time
+/// (the parser's hot loop: line ends and colons).
+pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO.wrapping_mul(u64::from(needle));
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|i| base + i)
+}
+
 /// Appends the decimal form of `n` without going through `format!`.
 pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
     let mut buf = [0u8; 20];
@@ -225,6 +257,19 @@ mod tests {
         for bad in [";;", ";", "x", ";a=", ";a=\"open", "; a b"] {
             assert!(parse_params(bad, |_, _| {}).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn finds_bytes() {
+        let hay = b"0123456789abcdef\nXYZ:";
+        for n in 0..hay.len() {
+            let h = &hay[n..];
+            for needle in [b'\n', b':', b'0', b'f', b'Q'] {
+                assert_eq!(find_byte(h, needle), h.iter().position(|&b| b == needle));
+            }
+        }
+        assert_eq!(find_byte(&[0x80, 0x0a, 0xff, 0x0a], 0x0a), Some(1));
+        assert_eq!(find_byte(&[0xff; 9], 0xfe), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! name-addr values.
 
 use super::headers::Params;
-use super::lex::parse_u64;
+use super::lex::{parse_u64, split_byte};
 
 /// URI scheme; unknown schemes are kept so the UAS can answer 416 (§8.2.2.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -111,8 +111,8 @@ fn is_param_byte(b: u8) -> bool {
 
 /// Validates `;`-separated URI parameters (text after the first `;`).
 fn uri_params_ok(s: &str) -> bool {
-    s.split(';').all(|p| {
-        let (n, v) = p.split_once('=').unwrap_or((p, ""));
+    s.split(|c| c == ';').all(|p| {
+        let (n, v) = split_byte(p, b'=').unwrap_or((p, ""));
         !n.is_empty() && n.bytes().all(is_param_byte) && v.bytes().all(is_param_byte)
     })
 }
@@ -139,14 +139,14 @@ fn host_ok(h: &str) -> bool {
 /// Splits `host[:port]`; `None` when malformed.
 pub(crate) fn split_hostport(s: &str) -> Option<(&str, Option<u16>)> {
     let port_at = if s.starts_with('[') {
-        let close = s.find(']')?;
+        let close = s.bytes().position(|c| c == b']')?;
         match s.get(close + 1..)? {
             "" => None,
             rest if rest.starts_with(':') => Some(close + 1),
             _ => return None,
         }
     } else {
-        s.find(':')
+        s.bytes().position(|c| c == b':')
     };
     let (host, port) = match port_at {
         Some(i) => {
@@ -163,7 +163,7 @@ pub(crate) fn parse_ref(text: &str) -> Option<UriRef<'_>> {
     if text.is_empty() || !text.bytes().all(is_uri_byte) {
         return None;
     }
-    let (scheme, rest) = text.split_once(':')?;
+    let (scheme, rest) = split_byte(text, b':')?;
     let scheme_ok = scheme
         .as_bytes()
         .first()
@@ -200,7 +200,7 @@ pub(crate) fn parse_ref(text: &str) -> Option<UriRef<'_>> {
             return Some(uri);
         }
         Kind::Tel => {
-            let (number, params) = rest.split_once(';').unwrap_or((rest, ""));
+            let (number, params) = split_byte(rest, b';').unwrap_or((rest, ""));
             if number.is_empty()
                 || !escapes_ok(number)
                 || (!params.is_empty() && !uri_params_ok(params))
@@ -215,9 +215,9 @@ pub(crate) fn parse_ref(text: &str) -> Option<UriRef<'_>> {
     }
     // '@' cannot appear unescaped in uri-parameters, headers or the host, so
     // the first one ends the userinfo (§25.1).
-    let rest = match rest.split_once('@') {
+    let rest = match split_byte(rest, b'@') {
         Some((userinfo, after)) => {
-            let (user, password) = match userinfo.split_once(':') {
+            let (user, password) = match split_byte(userinfo, b':') {
                 Some((u, p)) => (u, Some(p)),
                 None => (userinfo, None),
             };
@@ -230,17 +230,17 @@ pub(crate) fn parse_ref(text: &str) -> Option<UriRef<'_>> {
         }
         None => rest,
     };
-    let (before_q, headers) = match rest.split_once('?') {
+    let (before_q, headers) = match split_byte(rest, b'?') {
         Some((b, h)) => (b, Some(h)),
         None => (rest, None),
     };
     if let Some(h) = headers
-        && (!escapes_ok(h) || h.contains('@'))
+        && (!escapes_ok(h) || h.bytes().any(|c| c == b'@'))
     {
         return None;
     }
-    let (hostport, params) = before_q.split_once(';').unwrap_or((before_q, ""));
-    if before_q.contains(';') && !uri_params_ok(params) {
+    let (hostport, params) = split_byte(before_q, b';').unwrap_or((before_q, ""));
+    if before_q.bytes().any(|c| c == b';') && !uri_params_ok(params) {
         return None;
     }
     let (host, port) = split_hostport(hostport)?;
@@ -257,8 +257,8 @@ fn owned_params(s: &str) -> Params {
         return Params::default();
     }
     Params(
-        s.split(';')
-            .map(|p| match p.split_once('=') {
+        s.split(|c| c == ';')
+            .map(|p| match split_byte(p, b'=') {
                 Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
                 None => (p.to_owned(), None),
             })
