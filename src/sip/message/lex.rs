@@ -4,12 +4,24 @@
 
 /// `token` characters (§25.1): alphanum and `-.!%*_+` `` ` `` `'~`.
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN_BYTES[usize::from(b)]
 }
+
+/// Lookup table behind [`is_token_byte`].
+const TOKEN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 /// A non-empty `token`.
 pub(crate) fn is_token(s: &str) -> bool {
@@ -26,7 +38,13 @@ pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
 
 /// Trims SP and HT on both ends.
 pub(crate) fn trim_ws(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    let b = s.as_bytes();
+    let start = skip_ws(b, 0);
+    let mut end = b.len();
+    while end > start && (b[end - 1] == b' ' || b[end - 1] == b'\t') {
+        end -= 1;
+    }
+    s.get(start..end).unwrap_or_default()
 }
 
 /// `b[i]` is an opening `"`: the index just after the closing quote of the

@@ -61,11 +61,26 @@ pub(crate) struct UriRef<'a> {
 /// Printable ASCII allowed somewhere in a URI (§25.1 reserved, unreserved,
 /// escaped, plus `[]` for IPv6): no space, controls, `"<>\^{|}#` or non-ASCII.
 fn is_uri_byte(b: u8) -> bool {
-    b.is_ascii_graphic()
-        && !matches!(
-            b,
+    URI_BYTES[usize::from(b)]
+}
+
+/// Lookup table behind [`is_uri_byte`].
+const URI_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0x21;
+    while i < 0x7f {
+        t[i] = !matches!(
+            i as u8,
             b'"' | b'<' | b'>' | b'\\' | b'^' | b'{' | b'|' | b'}' | b'#'
-        )
+        );
+        i += 1;
+    }
+    t
+};
+
+/// `b[i]` is `%`: is it followed by two hex digits (§19.1.2)?
+fn escape_at(b: &[u8], i: usize) -> bool {
+    matches!((b.get(i + 1), b.get(i + 2)), (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit())
 }
 
 /// `%HH` escapes are well formed (§19.1.2).
@@ -213,36 +228,56 @@ pub(crate) fn parse_ref(text: &str) -> Option<UriRef<'_>> {
         }
         Kind::Sip | Kind::Sips => {}
     }
-    // '@' cannot appear unescaped in uri-parameters, headers or the host, so
-    // the first one ends the userinfo (§25.1).
-    let rest = match split_byte(rest, b'@') {
-        Some((userinfo, after)) => {
-            let (user, password) = match split_byte(userinfo, b':') {
-                Some((u, p)) => (u, Some(p)),
-                None => (userinfo, None),
+    // One pass finds the delimiters and checks the escapes. '@' cannot
+    // appear unescaped in the user, password, host, parameters or headers,
+    // so there is at most one and it ends the userinfo (§25.1).
+    let b = rest.as_bytes();
+    let (mut at, mut colon, mut semi, mut q) = (None, None, None, None);
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'%' if !escape_at(b, i) => return None,
+            b'@' if at.is_some() => return None,
+            b'@' => {
+                at = Some(i);
+                semi = None;
+                q = None;
+            }
+            b':' if colon.is_none() => colon = Some(i),
+            b';' if semi.is_none() && q.is_none() => semi = Some(i),
+            b'?' if q.is_none() => q = Some(i),
+            _ => {}
+        }
+    }
+    let host_start = match at {
+        Some(a) => {
+            let (user, password) = match colon.filter(|&c| c < a) {
+                Some(c) => (rest.get(..c)?, Some(rest.get(c + 1..a)?)),
+                None => (rest.get(..a)?, None),
             };
-            if user.is_empty() || !escapes_ok(userinfo) {
+            if user.is_empty() {
                 return None;
             }
             uri.user = Some(user);
             uri.password = password;
-            after
+            a + 1
         }
-        None => rest,
+        None => 0,
     };
-    let (before_q, headers) = match split_byte(rest, b'?') {
-        Some((b, h)) => (b, Some(h)),
-        None => (rest, None),
+    let end = q.unwrap_or(b.len());
+    let headers = match q {
+        Some(q) => Some(rest.get(q + 1..)?),
+        None => None,
     };
-    if let Some(h) = headers
-        && (!escapes_ok(h) || h.bytes().any(|c| c == b'@'))
-    {
-        return None;
-    }
-    let (hostport, params) = split_byte(before_q, b';').unwrap_or((before_q, ""));
-    if before_q.bytes().any(|c| c == b';') && !uri_params_ok(params) {
-        return None;
-    }
+    let (hostport, params) = match semi {
+        Some(s) => {
+            let params = rest.get(s + 1..end)?;
+            if !uri_params_ok(params) {
+                return None;
+            }
+            (rest.get(host_start..s)?, params)
+        }
+        None => (rest.get(host_start..end)?, ""),
+    };
     let (host, port) = split_hostport(hostport)?;
     uri.host = host;
     uri.port = port;
