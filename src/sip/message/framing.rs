@@ -58,7 +58,11 @@ pub fn frame_stream(buf: &[u8], max_message: usize) -> Result<Option<Frame>, Fra
     };
     let mut length: Option<usize> = None;
     for line in window[..head_end].split(|&b| b == b'\n') {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        // Continuation lines (§7.3.1) never start a Content-Length.
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            continue;
+        }
+        let Some(colon) = find_byte(line, b':') else {
             continue;
         };
         let name = trim_ascii_ws(&line[..colon]);

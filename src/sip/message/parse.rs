@@ -97,7 +97,9 @@ pub fn parse_message(bytes: &[u8], limits: &Limits) -> Result<Message, ParseErro
         body_start: None,
     };
     let first = lines.next().unwrap_or_default();
-    let is_request = !first.starts_with(b"SIP/");
+    let is_request = !first
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"));
     let start = if first.len() > limits.max_line {
         Err(ParseErrorKind::LineTooLong)
     } else {

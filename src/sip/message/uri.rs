@@ -126,7 +126,7 @@ fn is_param_byte(b: u8) -> bool {
 
 /// Validates `;`-separated URI parameters (text after the first `;`).
 fn uri_params_ok(s: &str) -> bool {
-    s.split(|c| c == ';').all(|p| {
+    s.split(';').all(|p| {
         let (n, v) = split_byte(p, b'=').unwrap_or((p, ""));
         !n.is_empty() && n.bytes().all(is_param_byte) && v.bytes().all(is_param_byte)
     })
@@ -292,7 +292,7 @@ fn owned_params(s: &str) -> Params {
         return Params::default();
     }
     Params(
-        s.split(|c| c == ';')
+        s.split(';')
             .map(|p| match split_byte(p, b'=') {
                 Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
                 None => (p.to_owned(), None),
