@@ -320,10 +320,10 @@ proptest! {
         }
         let _ = parse_message(&bytes, &Limits::default());
         let _ = frame_stream(&bytes, MAX_MESSAGE_BYTES);
-        if let Err(e) = parse_message(&bytes, &Limits::default()) {
-            if let Some(r) = e.response() {
-                let _ = r.to_bytes();
-            }
+        if let Err(e) = parse_message(&bytes, &Limits::default())
+            && let Some(r) = e.response()
+        {
+            let _ = r.to_bytes();
         }
     }
 }

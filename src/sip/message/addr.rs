@@ -38,7 +38,7 @@ pub(crate) fn name_addr(text: &str) -> Option<NameAddrRef<'_>> {
         }
         let (uri, rest) = angle(t, lt)?;
         (Some(display), uri, rest)
-    } else if let Some(lt) = t.find('<') {
+    } else if let Some(lt) = t.bytes().position(|c| c == b'<') {
         let words = trim_ws(t.get(..lt)?);
         if !words
             .split([' ', '\t'])
@@ -50,9 +50,9 @@ pub(crate) fn name_addr(text: &str) -> Option<NameAddrRef<'_>> {
         let display = (!words.is_empty()).then_some(DisplayRef::Tokens(words));
         (display, uri, rest)
     } else {
-        let end = t.find(';').unwrap_or(t.len());
+        let end = t.bytes().position(|c| c == b';').unwrap_or(t.len());
         let uri = trim_ws(t.get(..end)?);
-        if uri.contains(['?', ',']) {
+        if uri.bytes().any(|c| c == b'?' || c == b',') {
             return None;
         }
         (None, uri, t.get(end..)?)
@@ -68,7 +68,7 @@ pub(crate) fn name_addr(text: &str) -> Option<NameAddrRef<'_>> {
 
 /// `t[lt]` is `<`: the URI inside and the text after `>`.
 fn angle(t: &str, lt: usize) -> Option<(&str, &str)> {
-    let close = lt + t.get(lt..)?.find('>')?;
+    let close = lt + t.get(lt..)?.bytes().position(|c| c == b'>')?;
     Some((t.get(lt + 1..close)?, t.get(close + 1..)?))
 }
 
@@ -111,7 +111,7 @@ pub(crate) fn via(text: &str) -> Option<ViaRef<'_>> {
     }
     let mut he = hs;
     if b.get(hs) == Some(&b'[') {
-        he = hs + text.get(hs..)?.find(']')? + 1;
+        he = hs + text.get(hs..)?.bytes().position(|c| c == b']')? + 1;
     } else {
         while he < b.len() && (b[he].is_ascii_alphanumeric() || matches!(b[he], b'-' | b'.' | b'_'))
         {

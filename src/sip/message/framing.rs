@@ -1,7 +1,7 @@
 //! Stream framing for SIP over TCP (RFC 3261 §18.3): Content-Length is
 //! mandatory on streams and cuts the body.
 
-use super::lex::{parse_u64, trim_ws};
+use super::lex::{find_byte, parse_u64, trim_ws};
 
 /// One unit found at the start of a stream buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub enum FramingError {
 /// the body)`. Accepts CRLF and bare LF line ends.
 pub(crate) fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
-    while let Some(off) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
+    while let Some(off) = find_byte(buf.get(i..)?, b'\n') {
         let nl = i + off;
         match buf.get(nl + 1) {
             Some(b'\n') => return Some((nl + 1, nl + 2)),
@@ -58,7 +58,11 @@ pub fn frame_stream(buf: &[u8], max_message: usize) -> Result<Option<Frame>, Fra
     };
     let mut length: Option<usize> = None;
     for line in window[..head_end].split(|&b| b == b'\n') {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        // Continuation lines (§7.3.1) never start a Content-Length.
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            continue;
+        }
+        let Some(colon) = find_byte(line, b':') else {
             continue;
         };
         let name = trim_ascii_ws(&line[..colon]);

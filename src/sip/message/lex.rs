@@ -4,12 +4,24 @@
 
 /// `token` characters (§25.1): alphanum and `-.!%*_+` `` ` `` `'~`.
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN_BYTES[usize::from(b)]
 }
+
+/// Lookup table behind [`is_token_byte`].
+const TOKEN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 /// A non-empty `token`.
 pub(crate) fn is_token(s: &str) -> bool {
@@ -26,7 +38,13 @@ pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
 
 /// Trims SP and HT on both ends.
 pub(crate) fn trim_ws(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    let b = s.as_bytes();
+    let start = skip_ws(b, 0);
+    let mut end = b.len();
+    while end > start && (b[end - 1] == b' ' || b[end - 1] == b'\t') {
+        end -= 1;
+    }
+    s.get(start..end).unwrap_or_default()
 }
 
 /// `b[i]` is an opening `"`: the index just after the closing quote of the
@@ -173,6 +191,38 @@ pub(crate) fn parse_u64(s: &str, max_digits: usize) -> Option<u64> {
     })
 }
 
+/// Splits around the first ASCII `delim` (a plain loop: the strings are
+/// short and `str::split_once` costs a searcher set-up per call).
+pub(crate) fn split_byte(s: &str, delim: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|c| c == delim)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// Position of the first `needle` in `hay`, eight bytes at a time
+/// (the parser's hot loop: line ends and colons).
+pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO.wrapping_mul(u64::from(needle));
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|i| base + i)
+}
+
 /// Appends the decimal form of `n` without going through `format!`.
 pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
     let mut buf = [0u8; 20];
@@ -225,6 +275,19 @@ mod tests {
         for bad in [";;", ";", "x", ";a=", ";a=\"open", "; a b"] {
             assert!(parse_params(bad, |_, _| {}).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn finds_bytes() {
+        let hay = b"0123456789abcdef\nXYZ:";
+        for n in 0..hay.len() {
+            let h = &hay[n..];
+            for needle in [b'\n', b':', b'0', b'f', b'Q'] {
+                assert_eq!(find_byte(h, needle), h.iter().position(|&b| b == needle));
+            }
+        }
+        assert_eq!(find_byte(&[0x80, 0x0a, 0xff, 0x0a], 0x0a), Some(1));
+        assert_eq!(find_byte(&[0xff; 9], 0xfe), None);
     }
 
     #[test]

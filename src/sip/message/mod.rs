@@ -10,6 +10,7 @@ mod addr;
 mod framing;
 mod headers;
 mod lex;
+mod name;
 mod parse;
 mod serialize;
 #[cfg(test)]

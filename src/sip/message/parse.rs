@@ -1,8 +1,7 @@
 //! The bounded parser (RFC 3261 §7, §25). Never panics on any input.
 
 use super::addr;
-use super::framing::header_end;
-use super::lex::{is_token, is_token_byte, split_commas, trim_ws};
+use super::lex::{self, find_byte, is_token, is_token_byte, split_commas, trim_ws};
 use super::{HeaderName, Headers, Message, Method, Request, Response, Uri};
 
 /// Bounds applied while parsing (defaults: DESIGN §3).
@@ -92,21 +91,27 @@ pub fn parse_message(bytes: &[u8], limits: &Limits) -> Result<Message, ParseErro
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
     let buf = &bytes[skip..];
-    // Without the empty line (§7) the message is refused, but only after
-    // the headers were checked so that the reply names a sharper problem.
-    let (head, body_start, unterminated) = match header_end(buf) {
-        Some((end, body)) => (&buf[..end], body, false),
-        None => (buf, buf.len(), true),
+    let mut lines = HeadLines {
+        buf,
+        pos: 0,
+        body_start: None,
     };
-    let mut lines = head.split(|&b| b == b'\n').map(strip_cr);
     let first = lines.next().unwrap_or_default();
-    let is_request = !first.starts_with(b"SIP/");
+    let is_request = !first
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"));
     let start = if first.len() > limits.max_line {
         Err(ParseErrorKind::LineTooLong)
     } else {
         start_line(first)
     };
-    let (headers, header_err) = read_headers(lines, limits);
+    let (headers, header_err) = read_headers(&mut lines, limits);
+    // Without the empty line (§7) the message is refused, but only after
+    // the headers were checked so that the reply names a sharper problem.
+    let (body_start, unterminated) = match lines.body_start {
+        Some(b) => (b, false),
+        None => (buf.len(), true),
+    };
     // The first problem found is the one reported.
     let checked = match (start, header_err) {
         (Err(e), _) | (Ok(_), Some(e)) => Err(e),
@@ -137,8 +142,33 @@ enum Start<'a> {
     Response(u16, &'a str),
 }
 
-fn strip_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
+/// The lines of the header section (CR/LF removed), up to the empty line
+/// that ends it; `body_start` is set once that line is seen.
+struct HeadLines<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    body_start: Option<usize>,
+}
+
+impl<'a> Iterator for HeadLines<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.body_start.is_some() {
+            return None;
+        }
+        let rest = self.buf.get(self.pos..).filter(|r| !r.is_empty())?;
+        let (line, ended) = match find_byte(rest, b'\n') {
+            Some(i) => (&rest[..i], true),
+            None => (rest, false),
+        };
+        self.pos += line.len() + usize::from(ended);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() && ended {
+            self.body_start = Some(self.pos);
+            return None;
+        }
+        Some(line)
+    }
 }
 
 /// `Request-Line` or `Status-Line`, single SP separators (RFC 4475 §3.1.2.9
@@ -208,7 +238,7 @@ fn start_line(line: &[u8]) -> Result<Start<'_>, ParseErrorKind> {
 /// Reads header lines, unfolding continuations (§7.3.1). Bad lines are
 /// skipped so that a reply can still be built; the first problem is kept.
 fn read_headers<'a>(
-    lines: impl Iterator<Item = &'a [u8]>,
+    lines: &mut HeadLines<'a>,
     limits: &Limits,
 ) -> (Headers, Option<ParseErrorKind>) {
     let mut headers = Headers::with_capacity(16);
@@ -242,7 +272,7 @@ fn read_headers<'a>(
                 return (headers, err);
             }
         }
-        match line.iter().position(|&b| b == b':') {
+        match find_byte(line, b':') {
             Some(colon) => {
                 let mut value = Vec::with_capacity(line.len() - colon);
                 value.extend_from_slice(trim_bytes(&line[colon + 1..]));
@@ -291,12 +321,17 @@ fn store(
         return Err(ParseErrorKind::BadHeaderLine);
     }
     // Controls only as quoted-pairs (§25.1 `quoted-pair`).
-    let mut prev = 0u8;
-    for &b in &value {
-        if (b < 0x20 && b != b'\t' || b == 0x7f) && prev != b'\\' {
-            return Err(ParseErrorKind::BadHeaderLine);
+    let has_control = value.iter().fold(false, |acc, &b| {
+        acc | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+    });
+    if has_control {
+        let mut prev = 0u8;
+        for &b in &value {
+            if (b < 0x20 && b != b'\t' || b == 0x7f) && prev != b'\\' {
+                return Err(ParseErrorKind::BadHeaderLine);
+            }
+            prev = if prev == b'\\' { 0 } else { b };
         }
-        prev = if prev == b'\\' { 0 } else { b };
     }
     let value = String::from_utf8(value).map_err(|_| ParseErrorKind::NotText)?;
     // Token bytes are ASCII.
@@ -348,23 +383,25 @@ fn check_headers(
     headers: &Headers,
     method: Option<&Method>,
 ) -> Result<Option<usize>, ParseErrorKind> {
-    let mut counts = [0usize; 6];
-    const SINGLE: [(HeaderName, &str); 6] = [
-        (HeaderName::CallId, "Call-ID"),
-        (HeaderName::From, "From"),
-        (HeaderName::To, "To"),
-        (HeaderName::CSeq, "CSeq"),
-        (HeaderName::MaxForwards, "Max-Forwards"),
-        (HeaderName::ContentLength, "Content-Length"),
+    // Call-ID, From, To, CSeq, Max-Forwards, Content-Length: one line each.
+    const LABELS: [&str; 6] = [
+        "Call-ID",
+        "From",
+        "To",
+        "CSeq",
+        "Max-Forwards",
+        "Content-Length",
     ];
+    let mut single: [Option<&str>; 6] = [None; 6];
     let mut vias = 0usize;
     for (name, value) in headers.iter() {
-        match name {
+        let slot = match name {
             HeaderName::Via => {
                 for v in split_commas(value) {
                     addr::via(v).ok_or(ParseErrorKind::BadHeader("Via"))?;
                     vias += 1;
                 }
+                continue;
             }
             HeaderName::Contact => {
                 for v in split_commas(value) {
@@ -372,35 +409,47 @@ fn check_headers(
                         addr::name_addr(v).ok_or(ParseErrorKind::BadHeader("Contact"))?;
                     }
                 }
+                continue;
             }
-            _ => {}
-        }
-        if let Some(i) = SINGLE.iter().position(|(n, _)| n == name) {
-            counts[i] += 1;
-            if counts[i] > 1 {
-                return Err(ParseErrorKind::DuplicateHeader(SINGLE[i].1));
-            }
+            HeaderName::CallId => 0,
+            HeaderName::From => 1,
+            HeaderName::To => 2,
+            HeaderName::CSeq => 3,
+            HeaderName::MaxForwards => 4,
+            HeaderName::ContentLength => 5,
+            _ => continue,
+        };
+        if single[slot].replace(value).is_some() {
+            return Err(ParseErrorKind::DuplicateHeader(LABELS[slot]));
         }
     }
+    let [call_id, from, to, cseq, max_forwards, content_length] = single;
     if vias == 0 {
         return Err(ParseErrorKind::MissingHeader("Via"));
     }
-    for (name, label) in [(HeaderName::From, "From"), (HeaderName::To, "To")] {
-        let v = headers
-            .get(&name)
-            .ok_or(ParseErrorKind::MissingHeader(label))?;
+    for (value, label) in [(from, "From"), (to, "To")] {
+        let v = value.ok_or(ParseErrorKind::MissingHeader(label))?;
         addr::name_addr(v).ok_or(ParseErrorKind::BadHeader(label))?;
     }
-    headers.call_id()?;
-    let cseq = headers
-        .get(&HeaderName::CSeq)
-        .ok_or(ParseErrorKind::MissingHeader("CSeq"))?;
+    let call_id = trim_ws(call_id.ok_or(ParseErrorKind::MissingHeader("Call-ID"))?);
+    if call_id.is_empty() || call_id.bytes().any(|b| b == b' ' || b == b'\t') {
+        return Err(ParseErrorKind::BadHeader("Call-ID"));
+    }
+    let cseq = cseq.ok_or(ParseErrorKind::MissingHeader("CSeq"))?;
     let (_, cseq_method) = addr::cseq(cseq).ok_or(ParseErrorKind::BadHeader("CSeq"))?;
     if method.is_some_and(|m| m.as_str() != cseq_method) {
         return Err(ParseErrorKind::CSeqMethodMismatch);
     }
-    headers.max_forwards()?;
-    headers.content_length()
+    if let Some(v) = max_forwards {
+        addr::number(v, 255).ok_or(ParseErrorKind::BadHeader("Max-Forwards"))?;
+    }
+    content_length
+        .map(|v| {
+            lex::parse_u64(trim_ws(v), 10)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or(ParseErrorKind::BadContentLength)
+        })
+        .transpose()
 }
 
 /// The stateless reply to a bad request (§8.2.6.2 copies), when its Via,

@@ -2,7 +2,7 @@
 //! name-addr values.
 
 use super::headers::Params;
-use super::lex::parse_u64;
+use super::lex::{parse_u64, split_byte};
 
 /// URI scheme; unknown schemes are kept so the UAS can answer 416 (§8.2.2.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -61,11 +61,26 @@ pub(crate) struct UriRef<'a> {
 /// Printable ASCII allowed somewhere in a URI (§25.1 reserved, unreserved,
 /// escaped, plus `[]` for IPv6): no space, controls, `"<>\^{|}#` or non-ASCII.
 fn is_uri_byte(b: u8) -> bool {
-    b.is_ascii_graphic()
-        && !matches!(
-            b,
+    URI_BYTES[usize::from(b)]
+}
+
+/// Lookup table behind [`is_uri_byte`].
+const URI_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0x21;
+    while i < 0x7f {
+        t[i] = !matches!(
+            i as u8,
             b'"' | b'<' | b'>' | b'\\' | b'^' | b'{' | b'|' | b'}' | b'#'
-        )
+        );
+        i += 1;
+    }
+    t
+};
+
+/// `b[i]` is `%`: is it followed by two hex digits (§19.1.2)?
+fn escape_at(b: &[u8], i: usize) -> bool {
+    matches!((b.get(i + 1), b.get(i + 2)), (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit())
 }
 
 /// `%HH` escapes are well formed (§19.1.2).
@@ -112,7 +127,7 @@ fn is_param_byte(b: u8) -> bool {
 /// Validates `;`-separated URI parameters (text after the first `;`).
 fn uri_params_ok(s: &str) -> bool {
     s.split(';').all(|p| {
-        let (n, v) = p.split_once('=').unwrap_or((p, ""));
+        let (n, v) = split_byte(p, b'=').unwrap_or((p, ""));
         !n.is_empty() && n.bytes().all(is_param_byte) && v.bytes().all(is_param_byte)
     })
 }
@@ -139,14 +154,14 @@ fn host_ok(h: &str) -> bool {
 /// Splits `host[:port]`; `None` when malformed.
 pub(crate) fn split_hostport(s: &str) -> Option<(&str, Option<u16>)> {
     let port_at = if s.starts_with('[') {
-        let close = s.find(']')?;
+        let close = s.bytes().position(|c| c == b']')?;
         match s.get(close + 1..)? {
             "" => None,
             rest if rest.starts_with(':') => Some(close + 1),
             _ => return None,
         }
     } else {
-        s.find(':')
+        s.bytes().position(|c| c == b':')
     };
     let (host, port) = match port_at {
         Some(i) => {
@@ -163,7 +178,7 @@ pub(crate) fn parse_ref(text: &str) -> Option<UriRef<'_>> {
     if text.is_empty() || !text.bytes().all(is_uri_byte) {
         return None;
     }
-    let (scheme, rest) = text.split_once(':')?;
+    let (scheme, rest) = split_byte(text, b':')?;
     let scheme_ok = scheme
         .as_bytes()
         .first()
@@ -200,7 +215,7 @@ pub(crate) fn parse_ref(text: &str) -> Option<UriRef<'_>> {
             return Some(uri);
         }
         Kind::Tel => {
-            let (number, params) = rest.split_once(';').unwrap_or((rest, ""));
+            let (number, params) = split_byte(rest, b';').unwrap_or((rest, ""));
             if number.is_empty()
                 || !escapes_ok(number)
                 || (!params.is_empty() && !uri_params_ok(params))
@@ -213,36 +228,56 @@ pub(crate) fn parse_ref(text: &str) -> Option<UriRef<'_>> {
         }
         Kind::Sip | Kind::Sips => {}
     }
-    // '@' cannot appear unescaped in uri-parameters, headers or the host, so
-    // the first one ends the userinfo (§25.1).
-    let rest = match rest.split_once('@') {
-        Some((userinfo, after)) => {
-            let (user, password) = match userinfo.split_once(':') {
-                Some((u, p)) => (u, Some(p)),
-                None => (userinfo, None),
+    // One pass finds the delimiters and checks the escapes. '@' cannot
+    // appear unescaped in the user, password, host, parameters or headers,
+    // so there is at most one and it ends the userinfo (§25.1).
+    let b = rest.as_bytes();
+    let (mut at, mut colon, mut semi, mut q) = (None, None, None, None);
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'%' if !escape_at(b, i) => return None,
+            b'@' if at.is_some() => return None,
+            b'@' => {
+                at = Some(i);
+                semi = None;
+                q = None;
+            }
+            b':' if colon.is_none() => colon = Some(i),
+            b';' if semi.is_none() && q.is_none() => semi = Some(i),
+            b'?' if q.is_none() => q = Some(i),
+            _ => {}
+        }
+    }
+    let host_start = match at {
+        Some(a) => {
+            let (user, password) = match colon.filter(|&c| c < a) {
+                Some(c) => (rest.get(..c)?, Some(rest.get(c + 1..a)?)),
+                None => (rest.get(..a)?, None),
             };
-            if user.is_empty() || !escapes_ok(userinfo) {
+            if user.is_empty() {
                 return None;
             }
             uri.user = Some(user);
             uri.password = password;
-            after
+            a + 1
         }
-        None => rest,
+        None => 0,
     };
-    let (before_q, headers) = match rest.split_once('?') {
-        Some((b, h)) => (b, Some(h)),
-        None => (rest, None),
+    let end = q.unwrap_or(b.len());
+    let headers = match q {
+        Some(q) => Some(rest.get(q + 1..)?),
+        None => None,
     };
-    if let Some(h) = headers
-        && (!escapes_ok(h) || h.contains('@'))
-    {
-        return None;
-    }
-    let (hostport, params) = before_q.split_once(';').unwrap_or((before_q, ""));
-    if before_q.contains(';') && !uri_params_ok(params) {
-        return None;
-    }
+    let (hostport, params) = match semi {
+        Some(s) => {
+            let params = rest.get(s + 1..end)?;
+            if !uri_params_ok(params) {
+                return None;
+            }
+            (rest.get(host_start..s)?, params)
+        }
+        None => (rest.get(host_start..end)?, ""),
+    };
     let (host, port) = split_hostport(hostport)?;
     uri.host = host;
     uri.port = port;
@@ -258,7 +293,7 @@ fn owned_params(s: &str) -> Params {
     }
     Params(
         s.split(';')
-            .map(|p| match p.split_once('=') {
+            .map(|p| match split_byte(p, b'=') {
                 Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
                 None => (p.to_owned(), None),
             })
