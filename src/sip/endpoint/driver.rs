@@ -13,7 +13,7 @@ use super::screen::{options_response, screen_request};
 use super::{CallEvent, EndpointCommand};
 use crate::call::{CallServices, CallSetup, spawn_call};
 use crate::ivr::numbers::NumberPlan;
-use crate::sip::dialog::method_not_supported;
+use crate::sip::dialog::{method_not_supported, no_such_dialog};
 use crate::sip::message::{CSeq, Message, Method, Request, Response};
 use crate::sip::peer::Peer;
 use crate::sip::registrar::digest::DigestAlgorithm;
@@ -317,12 +317,7 @@ fn handle_request(
             respond(state, now, tx, options_response(&req));
         } else {
             // §12.2.2: no such dialog.
-            respond(
-                state,
-                now,
-                tx,
-                Response::for_request(&req, 481, "Call/Transaction Does Not Exist"),
-            );
+            respond(state, now, tx, no_such_dialog(&req));
         }
         return;
     }
@@ -331,12 +326,7 @@ fn handle_request(
         Method::Options => respond(state, now, tx, options_response(&req)),
         Method::Register => handle_register(endpoint, state, now, tx, req, source),
         Method::Bye | Method::Info | Method::Update | Method::Prack => {
-            respond(
-                state,
-                now,
-                tx,
-                Response::for_request(&req, 481, "Call/Transaction Does Not Exist"),
-            );
+            respond(state, now, tx, no_such_dialog(&req));
         }
         _ => respond(state, now, tx, method_not_supported(&req)),
     }

@@ -65,7 +65,7 @@ pub fn frame_stream(buf: &[u8], max_message: usize) -> Result<Option<Frame>, Fra
         let Some(colon) = find_byte(line, b':') else {
             continue;
         };
-        let name = trim_ascii_ws(&line[..colon]);
+        let name = super::lex::trim_bytes(&line[..colon]);
         if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
             continue;
         }
@@ -88,18 +88,6 @@ pub fn frame_stream(buf: &[u8], max_message: usize) -> Result<Option<Frame>, Fra
         return Err(FramingError::TooLarge(max_message));
     }
     Ok((buf.len() >= total).then_some(Frame::Message { len: total }))
-}
-
-fn trim_ascii_ws(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|&c| c != b' ' && c != b'\t')
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|&c| c != b' ' && c != b'\t')
-        .map_or(start, |e| e + 1);
-    b.get(start..end).unwrap_or(&[])
 }
 
 #[cfg(test)]

@@ -302,3 +302,16 @@ mod tests {
         assert_eq!(v, b"01234567");
     }
 }
+
+/// `b` without leading and trailing spaces and tabs (LWS after unfolding).
+pub(crate) fn trim_bytes(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |e| e + 1);
+    b.get(start..end).unwrap_or_default()
+}

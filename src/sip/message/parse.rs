@@ -1,7 +1,7 @@
 //! The bounded parser (RFC 3261 §7, §25). Never panics on any input.
 
 use super::addr;
-use super::lex::{self, find_byte, is_token, is_token_byte, split_commas, trim_ws};
+use super::lex::{self, find_byte, is_token, is_token_byte, split_commas, trim_bytes, trim_ws};
 use super::{HeaderName, Headers, Message, Method, Request, Response, Uri};
 
 /// Bounds applied while parsing (defaults: DESIGN §3).
@@ -289,18 +289,6 @@ fn read_headers<'a>(
         err.get_or_insert(e);
     }
     (headers, err)
-}
-
-fn trim_bytes(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|&c| c != b' ' && c != b'\t')
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|&c| c != b' ' && c != b'\t')
-        .map_or(start, |e| e + 1);
-    b.get(start..end).unwrap_or_default()
 }
 
 /// Checks and appends one unfolded header line.
