@@ -173,6 +173,7 @@ fn start_sip(
             domain: config.domain.clone(),
             shutdown_grace: SIP_SHUTDOWN_GRACE,
             digest_algorithms: config.digest_algorithms.clone(),
+            trusted_peers: config.trusted_peers.clone(),
         },
         numbers: Arc::new(std::sync::RwLock::new(numbers)),
         services,

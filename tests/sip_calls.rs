@@ -269,3 +269,41 @@ fn register_with_digest_sha256() {
         "replayed nc must be refused: {replay}"
     );
 }
+
+/// DESIGN §3 and RFC 3261 §22.3: a non-public number challenges callers
+/// with 407; an agent's credentials get the call through.
+#[test]
+fn private_number_needs_proxy_auth() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("private", &["--digest-algorithms", "MD5"], add_alice);
+    let sf = scenario("uac_digest.xml");
+    let out = sipp(
+        &switch,
+        &[
+            "-sf", &sf, "-s", "300", "-au", "alice", "-ap", "s3cret", "-m", "1",
+        ],
+    );
+    assert_sipp_ok(&out, &switch, "authenticated call");
+    // Without credentials the plain caller never gets past the 407.
+    let out = sipp(&switch, &["-sn", "uac", "-s", "300", "-m", "1"]);
+    assert!(
+        !out.status.success(),
+        "an unauthenticated call to 300 was answered"
+    );
+}
+
+/// DESIGN §3: calls from `--trusted-peers` need no authentication.
+#[test]
+fn trusted_peer_calls_private_number() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("trusted", &["--trusted-peers", "127.0.0.0/8"], |_| {});
+    let out = sipp(
+        &switch,
+        &["-sn", "uac", "-s", "300", "-m", "2", "-d", "100"],
+    );
+    assert_sipp_ok(&out, &switch, "trusted peer call");
+}

@@ -46,7 +46,8 @@ impl Drop for Scratch {
     }
 }
 
-/// The test flow folder: number 100 answers at once, 200 rings 3 s first.
+/// The test flow folder: number 100 answers at once, 200 rings 3 s first,
+/// 300 is not public (callers must be trusted or authenticate).
 pub const TEST_FLOWS: &[(&str, &str)] = &[
     (
         "main.yaml",
@@ -55,6 +56,10 @@ pub const TEST_FLOWS: &[(&str, &str)] = &[
     (
         "ringing.yaml",
         "name: ringing\nnumbers: [\"200\"]\nring: 3s\nstart: bye\nnodes:\n  bye: { hangup: {} }\n",
+    ),
+    (
+        "private.yaml",
+        "name: private\nnumbers: [\"300\"]\npublic: false\nstart: bye\nnodes:\n  bye: { hangup: {} }\n",
     ),
 ];
 

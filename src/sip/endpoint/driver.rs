@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use super::screen::{options_response, screen_request};
 use super::{CallEvent, EndpointCommand};
 use crate::call::{CallServices, CallSetup, spawn_call};
-use crate::ivr::numbers::NumberPlan;
+use crate::config::CidrList;
+use crate::ivr::numbers::{FlowEntry, NumberPlan};
 use crate::sip::dialog::{method_not_supported, no_such_dialog};
 use crate::sip::message::{CSeq, Message, Method, Request, Response};
 use crate::sip::peer::Peer;
@@ -37,6 +38,8 @@ pub struct EndpointConfig {
     pub shutdown_grace: Duration,
     /// Digest algorithms offered to registering phones, preferred first.
     pub digest_algorithms: Vec<DigestAlgorithm>,
+    /// SIP trunks that may call non-public numbers without digest auth.
+    pub trusted_peers: CidrList,
 }
 
 /// Shared state the endpoint and the HTTP API read.
@@ -55,6 +58,14 @@ enum Internal {
         request: Request,
         source: Peer,
         account: Option<Account>,
+    },
+    /// The account named by an INVITE's Proxy-Authorization, loaded.
+    CallerLoaded {
+        tx: ServerTxId,
+        request: Request,
+        source: Peer,
+        account: Option<Account>,
+        flow: FlowEntry,
     },
     /// A response held back for a throttled source.
     Delayed { tx: ServerTxId, response: Response },
@@ -128,7 +139,7 @@ pub async fn run_endpoint(
             }
             Some(work) = internal.recv() => {
                 let now = Instant::now().into_std();
-                handle_internal(&mut state, now, work);
+                handle_internal(&endpoint, &mut state, now, work);
             }
             _ = sleep_until_opt(next_timer) => {
                 let now = Instant::now().into_std();
@@ -370,6 +381,49 @@ fn handle_invite(
             Response::for_request(&req, 404, "Not Found"),
         );
     };
+    if !flow.public && !endpoint.config.trusted_peers.contains(source.addr.ip()) {
+        // DESIGN §3: a non-public number takes calls from trusted peers
+        // and from agents proving their account (RFC 3261 §22.3).
+        match state.registrar.caller_login(&req) {
+            None => {
+                let realm = endpoint.config.domain.clone();
+                if let Err(verdict) = state
+                    .registrar
+                    .authorize_call(now, &req, source, &realm, None)
+                {
+                    apply_verdict(state, now, tx, &req, verdict);
+                }
+            }
+            Some(login) => {
+                let store = endpoint.store.clone();
+                let back = state.internal_tx.clone();
+                tokio::spawn(async move {
+                    let account = load_account(&store, &login).await;
+                    let _ = back.send(Internal::CallerLoaded {
+                        tx,
+                        request: req,
+                        source,
+                        account,
+                        flow,
+                    });
+                });
+            }
+        }
+        return;
+    }
+    start_call(endpoint, state, tx, req, source, flow, call_id);
+}
+
+/// Hands a new INVITE to its own call task.
+fn start_call(
+    endpoint: &Endpoint,
+    state: &mut State,
+    tx: ServerTxId,
+    req: Request,
+    source: Peer,
+    flow: FlowEntry,
+    call_id: String,
+) {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     state.calls.insert(
         call_id.clone(),
@@ -474,13 +528,7 @@ fn handle_register(
     let store = endpoint.store.clone();
     let back = state.internal_tx.clone();
     tokio::spawn(async move {
-        let account = match store.agents().credentials(&login).await {
-            Ok(found) => found,
-            Err(err) => {
-                tracing::error!(cause = %err, "cannot load agent credentials");
-                None
-            }
-        };
+        let account = load_account(&store, &login).await;
         let _ = back.send(Internal::AccountLoaded {
             tx,
             request: req,
@@ -490,7 +538,12 @@ fn handle_register(
     });
 }
 
-fn handle_internal(state: &mut State, now: std::time::Instant, work: Internal) {
+fn handle_internal(
+    endpoint: &Endpoint,
+    state: &mut State,
+    now: std::time::Instant,
+    work: Internal,
+) {
     match work {
         Internal::AccountLoaded {
             tx,
@@ -498,27 +551,71 @@ fn handle_internal(state: &mut State, now: std::time::Instant, work: Internal) {
             source,
             account,
         } => {
+            let verdict = state
+                .registrar
+                .handle_register(now, &request, source, account.as_ref());
+            apply_verdict(state, now, tx, &request, verdict);
+        }
+        Internal::CallerLoaded {
+            tx,
+            request,
+            source,
+            account,
+            flow,
+        } => {
+            let realm = endpoint.config.domain.clone();
             match state
                 .registrar
-                .handle_register(now, &request, source, account.as_ref())
+                .authorize_call(now, &request, source, &realm, account.as_ref())
             {
-                Verdict::Send(resp) => respond(state, now, tx, resp),
-                Verdict::Delay(response, delay) => {
-                    let back = state.internal_tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        let _ = back.send(Internal::Delayed { tx, response });
-                    });
+                Ok(login) => {
+                    tracing::debug!(%login, "caller authenticated");
+                    let Ok(call_id) = request.headers.call_id().map(str::to_owned) else {
+                        return;
+                    };
+                    if state.shutting_down || state.calls.contains_key(&call_id) {
+                        let resp = Response::for_request(&request, 503, "Service Unavailable");
+                        return respond(state, now, tx, resp);
+                    }
+                    start_call(endpoint, state, tx, request, source, flow, call_id);
                 }
-                Verdict::Drop => respond(
-                    state,
-                    now,
-                    tx,
-                    Response::for_request(&request, 403, "Forbidden"),
-                ),
+                Err(verdict) => apply_verdict(state, now, tx, &request, verdict),
             }
         }
         Internal::Delayed { tx, response } => respond(state, now, tx, response),
+    }
+}
+
+/// Sends, delays or refuses a digest answer as the throttle decided.
+fn apply_verdict(
+    state: &mut State,
+    now: std::time::Instant,
+    tx: ServerTxId,
+    req: &Request,
+    verdict: Verdict,
+) {
+    match verdict {
+        Verdict::Send(resp) => respond(state, now, tx, resp),
+        Verdict::Delay(response, delay) => {
+            let back = state.internal_tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = back.send(Internal::Delayed { tx, response });
+            });
+        }
+        // A banned source is refused without a challenge, so the
+        // transaction ends instead of lingering unanswered.
+        Verdict::Drop => respond(state, now, tx, Response::for_request(req, 403, "Forbidden")),
+    }
+}
+
+async fn load_account(store: &Store, login: &str) -> Option<Account> {
+    match store.agents().credentials(login).await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::error!(cause = %err, "cannot load agent credentials");
+            None
+        }
     }
 }
 

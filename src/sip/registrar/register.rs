@@ -124,6 +124,42 @@ enum Auth {
     },
 }
 
+/// Which digest exchange (RFC 3261 §22.2, §22.3): a registrar answers 401
+/// with WWW-Authenticate and reads Authorization; calls are challenged
+/// 407 with Proxy-Authenticate and answer with Proxy-Authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthKind {
+    Registrar,
+    Proxy,
+}
+
+impl AuthKind {
+    fn credentials_header(self) -> HeaderName {
+        match self {
+            AuthKind::Registrar => HeaderName::Authorization,
+            AuthKind::Proxy => HeaderName::ProxyAuthorization,
+        }
+    }
+
+    fn challenge(self) -> (u16, &'static str, HeaderName) {
+        match self {
+            AuthKind::Registrar => (401, "Unauthorized", HeaderName::WwwAuthenticate),
+            AuthKind::Proxy => (
+                407,
+                "Proxy Authentication Required",
+                HeaderName::ProxyAuthenticate,
+            ),
+        }
+    }
+
+    fn malformed_reason(self) -> &'static str {
+        match self {
+            AuthKind::Registrar => "Bad Request (Malformed Authorization header)",
+            AuthKind::Proxy => "Bad Request (Malformed Proxy-Authorization header)",
+        }
+    }
+}
+
 /// The registrar core: sans-IO, time is an input.
 pub struct Registrar {
     config: RegistrarConfig,
@@ -227,10 +263,11 @@ impl Registrar {
         let Some(account) = account.filter(|a| a.login == login) else {
             return (self.reply(req, 404, "Not Found"), true);
         };
-        match self.authenticate(now, req, account) {
+        match self.authenticate(now, req, account, AuthKind::Registrar) {
             Auth::Ok => {}
             Auth::Challenge { stale, failure } => {
-                return (self.challenge(now, req, account, stale), failure);
+                let resp = self.challenge(now, req, &account.realm, stale, AuthKind::Registrar);
+                return (resp, failure);
             }
             Auth::Reject {
                 status,
@@ -244,13 +281,19 @@ impl Registrar {
 
     /// §10.3 steps 2–3 with digest (RFC 7616 §3.4): the first `Digest`
     /// credentials for the account's realm are checked.
-    fn authenticate(&mut self, now: Instant, req: &Request, account: &Account) -> Auth {
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        account: &Account,
+        kind: AuthKind,
+    ) -> Auth {
         let no_credentials = Auth::Challenge {
             stale: false,
             failure: false,
         };
         let mut found = None;
-        for value in req.headers.get_all(&HeaderName::Authorization) {
+        for value in req.headers.get_all(&kind.credentials_header()) {
             match Credentials::parse(value) {
                 Ok(Some(c)) if c.realm == account.realm => {
                     found = Some(c);
@@ -261,7 +304,7 @@ impl Registrar {
                 Err(_) => {
                     return Auth::Reject {
                         status: 400,
-                        reason: "Bad Request (Malformed Authorization header)",
+                        reason: kind.malformed_reason(),
                         failure: true,
                     };
                 }
@@ -322,23 +365,88 @@ impl Registrar {
         }
     }
 
-    /// 401 with a new nonce and one challenge per configured algorithm
-    /// (RFC 8760 §2.4).
+    /// 401 (or 407 for calls) with a new nonce and one challenge per
+    /// configured algorithm (RFC 8760 §2.4).
     fn challenge(
         &mut self,
         now: Instant,
         req: &Request,
-        account: &Account,
+        realm: &str,
         stale: bool,
+        kind: AuthKind,
     ) -> Response {
         let mut random = [0u8; 12];
         self.rng.fill_bytes(&mut random);
         let nonce = self.mint.issue(self.clock.unix_ms(now), random);
-        let mut resp = self.reply(req, 401, "Unauthorized");
-        for value in challenges(&self.config.algorithms, &account.realm, &nonce, stale) {
-            resp.headers.push(HeaderName::WwwAuthenticate, value);
+        let (status, reason, header) = kind.challenge();
+        let mut resp = self.reply(req, status, reason);
+        for value in challenges(&self.config.algorithms, realm, &nonce, stale) {
+            resp.headers.push(header.clone(), value);
         }
         resp
+    }
+
+    /// The username of the first digest `Proxy-Authorization` of a request
+    /// from an untrusted caller (RFC 3261 §22.3), to load its account.
+    pub fn caller_login(&self, req: &Request) -> Option<String> {
+        req.headers
+            .get_all(&HeaderName::ProxyAuthorization)
+            .find_map(|v| Credentials::parse(v).ok().flatten())
+            .map(|c| c.username)
+    }
+
+    /// Authenticates a call (INVITE) from a source that is not a trusted
+    /// peer (DESIGN §3): `Ok(login)` when its `Proxy-Authorization` proves
+    /// the account; otherwise the 407 challenge (RFC 3261 §22.3), or the
+    /// refusal, to send. Failures count towards the source's throttle like
+    /// REGISTER's.
+    pub fn authorize_call(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: Peer,
+        realm: &str,
+        account: Option<&Account>,
+    ) -> Result<String, Verdict> {
+        self.sweep(now);
+        let ip = source.addr.ip();
+        if self.throttle.is_banned(now, ip) {
+            return Err(Verdict::Drop);
+        }
+        let (response, failure) = match account {
+            None => {
+                let attempted = self.caller_login(req).is_some();
+                (
+                    self.challenge(now, req, realm, false, AuthKind::Proxy),
+                    attempted,
+                )
+            }
+            Some(account) => match self.authenticate(now, req, account, AuthKind::Proxy) {
+                Auth::Ok => {
+                    self.throttle.record_success(now, ip);
+                    return Ok(account.login.clone());
+                }
+                Auth::Challenge { stale, failure } => (
+                    self.challenge(now, req, &account.realm, stale, AuthKind::Proxy),
+                    failure,
+                ),
+                Auth::Reject {
+                    status,
+                    reason,
+                    failure,
+                } => (self.reply(req, status, reason), failure),
+            },
+        };
+        let verdict = if failure {
+            self.throttle.record_failure(now, ip)
+        } else {
+            self.throttle.verdict(now, ip)
+        };
+        Err(match verdict {
+            ThrottleVerdict::Allow => Verdict::Send(response),
+            ThrottleVerdict::Delay(d) => Verdict::Delay(response, d),
+            ThrottleVerdict::Ban => Verdict::Drop,
+        })
     }
 
     /// §10.3 steps 5–8 for an authenticated request.
@@ -522,9 +630,15 @@ fn digest_uri_matches(digest_uri: &str, request_uri: &Uri) -> bool {
     let Ok(uri) = Uri::parse(digest_uri) else {
         return false;
     };
+    // Some clients (SIPp among them) send the bare `sip:host:port` of the
+    // target as digest-uri for every request; a user part, when present,
+    // must match.
+    let user_matches = match uri.user.as_deref() {
+        None => true,
+        Some(user) => Some(percent_decode(user)) == request_uri.user.as_deref().map(percent_decode),
+    };
     uri.scheme == request_uri.scheme
-        && uri.user.as_deref().map(percent_decode)
-            == request_uri.user.as_deref().map(percent_decode)
+        && user_matches
         && uri.host.eq_ignore_ascii_case(&request_uri.host)
         && uri.port == request_uri.port
 }
@@ -1077,5 +1191,90 @@ mod tests {
         assert_eq!(parse_delta("60"), 60);
         assert_eq!(parse_delta("99999999999"), u32::MAX);
         assert_eq!(parse_delta("abc"), 3600);
+    }
+
+    /// An INVITE to a non-public number with optional Proxy-Authorization.
+    fn invite(cseq: u32, proxy_auth: &str) -> Request {
+        parse(&format!(
+            "INVITE sip:300@example.com SIP/2.0\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-inv-{cseq}\n\
+             Max-Forwards: 70\n\
+             From: <sip:alice@example.com>;tag=a1\n\
+             To: <sip:300@example.com>\n\
+             Call-ID: inv-1\n\
+             CSeq: {cseq} INVITE\n\
+             Contact: <sip:alice@192.0.2.10>\n\
+             {proxy_auth}\
+             Content-Length: 0\n\n"
+        ))
+    }
+
+    fn proxy_authorization(password: &str, nonce: &str, nc: u32) -> String {
+        let alg = DigestAlgorithm::Sha256;
+        let uri = "sip:300@example.com";
+        let ha1 = ha1(alg, "alice", REALM, password);
+        let ha2 = alg.hex(format!("INVITE:{uri}").as_bytes());
+        let nc = format!("{nc:08x}");
+        let response = alg.hex(format!("{ha1}:{nonce}:{nc}:c1:auth:{ha2}").as_bytes());
+        format!(
+            "Proxy-Authorization: Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", \
+             uri=\"{uri}\", response=\"{response}\", algorithm=SHA-256, cnonce=\"c1\", qop=auth, nc={nc}\n"
+        )
+    }
+
+    /// RFC 3261 §22.3: a call without credentials gets 407 with
+    /// Proxy-Authenticate (SHA-256 first, RFC 8760 §2.4); the right
+    /// credentials pass, a wrong password is challenged again.
+    #[test]
+    fn rfc3261_22_3_calls_are_challenged_with_407() {
+        let mut fx = Fx::new();
+        let src = peer("192.0.2.10");
+        let Err(Verdict::Send(challenge)) =
+            fx.reg
+                .authorize_call(fx.at(0), &invite(1, ""), src, REALM, None)
+        else {
+            panic!("no challenge");
+        };
+        assert_eq!(challenge.status, 407);
+        let offers: Vec<&str> = challenge
+            .headers
+            .get_all(&HeaderName::ProxyAuthenticate)
+            .collect();
+        assert_eq!(offers.len(), 2);
+        assert!(offers[0].contains("algorithm=SHA-256"));
+        assert!(
+            challenge
+                .headers
+                .get(&HeaderName::WwwAuthenticate)
+                .is_none()
+        );
+        let nonce = {
+            let start = offers[0].find("nonce=\"").unwrap() + 7;
+            let len = offers[0][start..].find('"').unwrap();
+            offers[0][start..start + len].to_owned()
+        };
+
+        let wrong = invite(2, &proxy_authorization("nope", &nonce, 1));
+        assert_eq!(fx.reg.caller_login(&wrong).as_deref(), Some("alice"));
+        match fx
+            .reg
+            .authorize_call(fx.at(1), &wrong, src, REALM, Some(&fx.account))
+        {
+            Err(Verdict::Send(r)) => assert_eq!(r.status, 407),
+            other => panic!("wrong password not challenged: {other:?}"),
+        }
+        let right = invite(3, &proxy_authorization(PASSWORD, &nonce, 2));
+        assert_eq!(
+            fx.reg
+                .authorize_call(fx.at(2), &right, src, REALM, Some(&fx.account)),
+            Ok("alice".to_owned())
+        );
+        // The same nonce count again is a replay (RFC 7616 §3.4.5).
+        let replay = invite(4, &proxy_authorization(PASSWORD, &nonce, 2));
+        assert!(
+            fx.reg
+                .authorize_call(fx.at(3), &replay, src, REALM, Some(&fx.account))
+                .is_err()
+        );
     }
 }
