@@ -118,7 +118,8 @@ impl Hours {
         self.tz
     }
 
-    /// Whether the set is open at `now`.
+    /// Whether the set is open at `now`: a range includes its start and
+    /// excludes its end.
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
         let today = now.with_timezone(&self.tz).date_naive();
         // Yesterday's overnight ranges reach into today; the extra days cover
@@ -148,17 +149,11 @@ impl Hours {
             // Ranges of `date` and later cannot start before `frontier`.
             let frontier = date.and_hms_opt(0, 0, 0)?.and_utc() - MAX_OFFSET;
             match open.first() {
-                Some(&(s, e)) if s <= now => {
-                    if e < frontier {
-                        return Some(e);
-                    }
-                }
-                Some(&(s, _)) => {
-                    if s <= frontier {
-                        return Some(s);
-                    }
-                }
-                None => {}
+                // Open: the stretch holding `now` ends for good.
+                Some(&(s, e)) if s <= now && e < frontier => return Some(e),
+                // Closed: the next opening, if no later day can come first.
+                Some(&(s, _)) if s > now && s <= frontier => return Some(s),
+                _ => {}
             }
         }
         None

@@ -35,7 +35,8 @@ impl Node {
         match self {
             Node::Null => "nothing",
             Node::Bool(_) => "a boolean",
-            Node::Int(_) | Node::Float(_) => "a number",
+            Node::Int(_) => "a number",
+            Node::Float(_) => "a decimal number",
             Node::Str(_) => "a string",
             Node::Seq(_) => "a list",
             Node::Map(_) => "a mapping",
