@@ -3,6 +3,7 @@
 //! [`run`] is the whole switch: the caller binds the [`Sockets`] and owns
 //! the shutdown signal, so tests run it on `127.0.0.1:0` and stop it at will.
 
+pub mod acd;
 pub mod api;
 pub mod call;
 pub mod config;
