@@ -134,9 +134,9 @@ impl Sounds {
         if !real.is_file() {
             return Err(format!("sound `{name}` is not a file"));
         }
-        let mut head = [0u8; 12];
+        let mut head = Vec::with_capacity(12);
         std::fs::File::open(&real)
-            .and_then(|mut f| f.read_exact(&mut head))
+            .and_then(|f| f.take(12).read_to_end(&mut head))
             .map_err(|e| format!("cannot read sound `{name}`: {e}"))?;
         if head.get(0..4) != Some(b"RIFF") || head.get(8..12) != Some(b"WAVE") {
             return Err(format!("sound `{name}` is not a WAV file"));
@@ -881,10 +881,8 @@ impl Reader<'_> {
                         ),
                     );
                 }
-                Some(d) if out.iter().any(|&(o, _)| o == d) => {
-                    ok = false;
-                    self.error(k.pos, format!("menu key `{d}` is given twice"));
-                }
+                // Reported as a repeated key of the mapping.
+                Some(d) if out.iter().any(|&(o, _)| o == d) => ok = false,
                 Some(d) => match target {
                     Some(t) => out.push((d, t)),
                     None => ok = false,
@@ -1341,3 +1339,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     prev.last().copied().unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,9 @@ pub mod numbers;
 pub mod validate;
 pub mod yaml;
 
+#[cfg(test)]
+mod testing;
+
 use std::fmt;
 use std::path::PathBuf;
 

@@ -276,7 +276,13 @@ impl Folder {
     /// Unreachable nodes (warnings) and loops without input (errors).
     fn graph(&mut self, flow: &Flow, info: &FlowInfo) {
         let n = info.nodes.len();
-        if let Some(start) = info.start {
+        // A flow with errors often has broken edges (a misspelt `next`):
+        // unreachable nodes are reported once it reads cleanly.
+        let clean = !self
+            .diags
+            .iter()
+            .any(|d| d.file == info.file && d.severity == Severity::Error);
+        if let Some(start) = info.start.filter(|_| clean) {
             let mut seen = vec![false; n];
             let mut stack = vec![start];
             while let Some(id) = stack.pop() {
@@ -445,3 +451,6 @@ fn cycles(edges: &[Vec<NodeId>]) -> Vec<Vec<NodeId>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
