@@ -8,6 +8,7 @@ pub mod expr;
 pub mod load;
 pub mod model;
 pub mod numbers;
+pub mod sounds;
 pub mod validate;
 pub mod yaml;
 
