@@ -146,12 +146,18 @@ fn start_sip(
     use crate::sip::transport::{TcpConnections, TransportHandle, run_tcp, run_udp};
 
     let config = &state.config;
-    let numbers =
-        ivr::numbers::NumberPlan::load(&config.flows).map_err(|errors| RunError::Flows {
+    let (flows, diagnostics) = ivr::load_folder(&config.flows, &config.sounds);
+    let Some(flows) = flows else {
+        return Err(RunError::Flows {
             dir: config.flows.clone(),
-            problems: errors.iter().map(ToString::to_string).collect(),
-        })?;
-    info!(numbers = numbers.len(), "flows loaded");
+            problems: diagnostics.iter().map(ToString::to_string).collect(),
+        });
+    };
+    for d in &diagnostics {
+        tracing::warn!("{d}");
+    }
+    let numbers = flows.numbers().clone();
+    info!(flows = flows.len(), numbers = numbers.len(), "flows loaded");
     let ports = media::port_pool::PortPool::new(config.rtp_ports.start..=config.rtp_ports.end)?;
     let advertised = SocketAddr::new(config.public_ip, sip_addr.port());
     let services = Arc::new(call::CallServices {

@@ -15,16 +15,15 @@ use switchboard::store::testing::TempDir;
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 /// The binary in `dir`, with no setting inherited from the test's
-/// environment; `dir/ivr-flows` holds a copy of the shipped demo flows so
-/// `serve` finds its default flows folder.
+/// environment; `dir/ivr-flows` and `dir/sounds` hold copies of the shipped
+/// demo flows and prompts so `serve` finds its default folders (it refuses
+/// flows whose sounds are missing).
 fn switchboard(dir: &Path) -> Command {
     let flows = dir.join("ivr-flows");
     if !flows.exists() {
-        std::fs::create_dir_all(&flows).expect("flows dir");
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr-flows");
-        for entry in std::fs::read_dir(shipped).expect("shipped flows").flatten() {
-            std::fs::copy(entry.path(), flows.join(entry.file_name())).expect("copy flow");
-        }
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR"));
+        copy_dir(&shipped.join("ivr-flows"), &flows);
+        copy_dir(&shipped.join("sounds"), &dir.join("sounds"));
     }
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir).env("RUST_LOG", "info");
@@ -33,6 +32,22 @@ fn switchboard(dir: &Path) -> Command {
         cmd.env_remove(s.env());
     }
     cmd
+}
+
+/// Copies the folder `from` (when it exists) into `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy file");
+        }
+    }
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -187,7 +202,11 @@ fn check_reports_yaml_errors_with_positions() {
     let dir = TempDir::new("cli").unwrap();
     let flows = dir.path().join("flows");
     std::fs::create_dir(&flows).unwrap();
-    std::fs::write(flows.join("good.yaml"), "name: main\nstart: a\n").unwrap();
+    std::fs::write(
+        flows.join("good.yaml"),
+        "name: main\nnumbers: [\"100\"]\nstart: a\nnodes:\n  a: { hangup: {} }\n",
+    )
+    .unwrap();
     let out = run(switchboard(dir.path()).args(["check", "flows"]));
     assert!(out.status.success(), "{}", text(&out.stdout));
 

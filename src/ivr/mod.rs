@@ -1,12 +1,25 @@
-//! IVR flows (DESIGN §5). For now only the `check` entry point of
-//! `switchboard check`: it reports YAML syntax errors in the flow folder.
-//! The flow loader and validator replace its body.
+//! IVR flows (DESIGN §5): the typed model ([`model`]), the loader of flow
+//! files ([`load`]), the condition language ([`expr`]) and the validator of
+//! the whole flow folder ([`validate`]) behind `switchboard check`, startup
+//! and hot reload. The file format is documented in `docs/flows.md`.
 
 pub mod duration;
+pub mod expr;
+pub mod load;
+pub mod model;
 pub mod numbers;
+pub mod sounds;
+pub mod validate;
+pub mod yaml;
+
+#[cfg(test)]
+mod testing;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+pub use model::{Action, Flow, FlowSet, Node, NodeId};
+pub use validate::{check, load_folder};
 
 /// How bad a problem is: errors make `check` exit 1 and a reload fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,61 +55,10 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Validates the flow folder `dir` with prompts under `sounds`.
-pub fn check(dir: &Path, _sounds: &Path) -> Vec<Diagnostic> {
-    let error = |file: &Path, line, col, message: String| Diagnostic {
-        file: file.to_path_buf(),
-        line,
-        col,
-        severity: Severity::Error,
-        message,
-    };
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            return vec![error(
-                dir,
-                0,
-                0,
-                format!("cannot read the flow folder: {e}"),
-            )];
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for file in files {
-        let text = match std::fs::read_to_string(&file) {
-            Ok(text) => text,
-            Err(e) => {
-                out.push(error(&file, 0, 0, format!("cannot read: {e}")));
-                continue;
-            }
-        };
-        let options = serde_saphyr::Options {
-            with_snippet: false,
-            ..serde_saphyr::Options::default()
-        };
-        if let Err(e) = serde_saphyr::from_str_with_options::<serde_json::Value>(&text, options) {
-            let (line, col) = e
-                .location()
-                .map(|l| (l.line() as usize, l.column() as usize))
-                .unwrap_or((0, 0));
-            let full = e.to_string();
-            let suffix = format!(" at line {line}, column {col}");
-            let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
-            out.push(error(&file, line, col, message));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn diagnostic_display() {
