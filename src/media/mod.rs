@@ -1,4 +1,6 @@
 //! Media: SDP offer/answer and the RTP port pool (DESIGN §4).
 
 pub mod port_pool;
+pub mod prompt;
+pub mod recorder;
 pub mod sdp;
