@@ -710,4 +710,32 @@ mod tests {
         assert_eq!(out.len(), 2 + 50);
         assert_eq!(jb.poll_timeout(), None);
     }
+
+    proptest::proptest! {
+        /// Any arrival pattern keeps the buffer within its bounds, and the
+        /// counters add up.
+        #[test]
+        fn any_arrivals_stay_bounded(
+            packets in proptest::collection::vec(
+                (0u32..3, 0u16..=65535, 0u32..=u32::MAX, proptest::bool::ANY, 0u64..60),
+                0..200,
+            )
+        ) {
+            let t0 = Instant::now();
+            let mut jb = JitterBuffer::new(JitterConfig::default());
+            let mut now = t0;
+            for &(ssrc, seq, timestamp, marker, step) in &packets {
+                now += ms(step);
+                jb.handle_packet(now, RtpMeta { ssrc, seq, timestamp, marker }, seq);
+                proptest::prop_assert!(jb.len() <= jb.capacity());
+                let mut n = 0;
+                while jb.poll(now).is_some() {
+                    n += 1;
+                    proptest::prop_assert!(n < 10_000);
+                }
+            }
+            let s = jb.stats();
+            proptest::prop_assert!(s.played <= s.received);
+        }
+    }
 }

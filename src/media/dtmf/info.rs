@@ -246,4 +246,21 @@ mod tests {
             Err(InfoDtmfError::NotDtmf(_))
         ));
     }
+
+    proptest::proptest! {
+        /// Any body and content type gives a key or an error, never a panic.
+        #[test]
+        fn any_body_is_handled(
+            body in proptest::collection::vec(0u8..=255, 0..700),
+            relay in proptest::bool::ANY,
+        ) {
+            let ct = if relay { "application/dtmf-relay" } else { "application/dtmf" };
+            let _ = parse_info_body(ct, &body);
+        }
+
+        #[test]
+        fn any_relay_text_is_handled(body in "[Ss]ignal *= *[0-9A-Za-z#*]{0,3}\\r?\\n(Duration=[0-9-]{0,8})?") {
+            let _ = parse_dtmf_relay(body.as_bytes());
+        }
+    }
 }

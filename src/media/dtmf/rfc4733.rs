@@ -504,15 +504,16 @@ impl Rfc4733Sender {
         // §2.5.1.3: a press past 0xFFFF units goes on in a new segment,
         // timestamped where the previous one's duration ran out.
         if position - s.segment_base > MAX_SEGMENT_DURATION && !s.first {
-            let packet = s.packet(s.segment_base + MAX_SEGMENT_DURATION, false, volume);
+            let closing = s.segment_base.saturating_add(MAX_SEGMENT_DURATION);
+            let packet = s.packet(closing, false, volume);
             s.segment_ts = s.segment_ts.wrapping_add(MAX_SEGMENT_DURATION);
-            s.segment_base += MAX_SEGMENT_DURATION;
+            s.segment_base = closing;
             return Some(packet);
         }
 
         let packet = s.packet(position, false, volume);
         s.first = false;
-        s.updates += 1;
+        s.updates = s.updates.saturating_add(1);
         if s.updates_done(interval_units) {
             // The end goes out at the press's end time, not the next update.
             let end_at = units_to_nanos(s.length, cfg.clock_rate);
@@ -937,5 +938,33 @@ mod tests {
         assert_eq!(TelephoneEvent::parse(&p.payload).unwrap().duration, 2000);
         assert_eq!(tx.poll_packet(t0 + ms(260)), None);
         assert_eq!(tx.poll_timeout(), Some(t0 + ms(300)));
+    }
+
+    proptest::proptest! {
+        /// Network input never panics the receiver, and reports stay
+        /// bounded: at most one Began per packet.
+        #[test]
+        fn receiver_survives_any_packets(
+            packets in proptest::collection::vec(
+                (0u32..200_000, proptest::bool::ANY, proptest::collection::vec(0u8..=255, 0..12), 0u64..400),
+                0..64,
+            )
+        ) {
+            let t0 = Instant::now();
+            let mut rx = Rfc4733Receiver::new(ReceiverConfig::default());
+            let mut now = t0;
+            let mut began = 0usize;
+            for (ts, marker, payload, step) in &packets {
+                now += ms(*step);
+                rx.handle_timeout(now);
+                let _ = rx.handle_packet(now, *ts, *marker, payload);
+                while let Some(ev) = rx.poll_event() {
+                    if matches!(ev, Rfc4733Event::Began { .. }) {
+                        began += 1;
+                    }
+                }
+            }
+            proptest::prop_assert!(began <= packets.len());
+        }
     }
 }
