@@ -1,6 +1,9 @@
-//! Media: SDP offer/answer and the RTP port pool (DESIGN §4).
+//! Media (DESIGN §4): SDP offer/answer, RTP/RTCP, G.711, DTMF, the jitter
+//! buffer, prompts, recording and the RTP port pool.
 
+pub mod dtmf;
 pub mod g711;
+pub mod jitter;
 pub mod port_pool;
 pub mod prompt;
 pub mod recorder;
