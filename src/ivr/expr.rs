@@ -795,3 +795,37 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// DESIGN §10: no input crashes the switch; conditions come from
+        /// admin files, values from callers and webhooks.
+        #[test]
+        fn parse_and_eval_never_panic(
+            text in "[a-z._()<>=!'\" 0-9-]{0,80}",
+            n in any::<f64>(),
+            s in ".{0,8}",
+        ) {
+            if let Ok(e) = Expr::parse(&text) {
+                let env = |name: &str| match name.len() % 4 {
+                    0 => Some(Value::Num(n)),
+                    1 => Some(Value::Str(s.clone())),
+                    2 => Some(Value::Bool(n > 0.0)),
+                    _ => None,
+                };
+                let _ = e.eval(&env);
+            }
+        }
+
+        #[test]
+        fn error_offsets_are_inside_the_text(text in "\\PC{0,60}") {
+            if let Err(e) = Expr::parse(&text) {
+                prop_assert!(e.start <= text.len());
+            }
+        }
+    }
+}

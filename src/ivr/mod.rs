@@ -10,6 +10,7 @@ pub mod load;
 pub mod model;
 pub mod numbers;
 pub mod reload;
+pub mod sounds;
 pub mod validate;
 pub mod webhook;
 pub mod yaml;

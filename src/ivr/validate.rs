@@ -13,9 +13,10 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::load::{self, FlowInfo, Sounds};
+use super::load::{self, FlowInfo};
 use super::model::{Flow, FlowSet, NodeId};
 use super::numbers::normalize;
+use super::sounds::Sounds;
 use super::yaml::{MAX_FILE_BYTES, Pos};
 use super::{Diagnostic, Severity};
 use crate::acd::hours::{HoursSet, parse_hours_file};

@@ -192,9 +192,9 @@ fn hours_set_queue_transfer() {
 
 #[test]
 fn voicemail_webhook_hangup() {
-    let f = flow(&format!(
-        "  a: {{ voicemail: {{ greeting: leave-message.wav, max: 2m, beep: false }}, next: b }}\n  b: {{ voicemail: {{}}, next: c }}\n  c: {{ webhook: {{ url: \"https://crm.example.com/ivr\", timeout: 2s, failure: bye }}, next: d }}\n  d: {{ webhook: {{ url: \"http://127.0.0.1:9000/x\" }}, next: bye }}\n  bye: {{ hangup: }}\n"
-    ));
+    let f = flow(
+        "  a: { voicemail: { greeting: leave-message.wav, max: 2m, beep: false }, next: b }\n  b: { voicemail: {}, next: c }\n  c: { webhook: { url: \"https://crm.example.com/ivr\", timeout: 2s, failure: bye }, next: d }\n  d: { webhook: { url: \"http://127.0.0.1:9000/x\" }, next: bye }\n  bye: { hangup: }\n",
+    );
     assert_eq!(
         node(&f, "a").action,
         Action::Voicemail(Voicemail {
@@ -271,4 +271,37 @@ fn node_ids_index_the_node_list() {
         assert_eq!(f.node(n.id), Some(n));
     }
     assert_eq!(f.node(NodeId(99)), None);
+}
+
+mod fuzz {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use crate::ivr::load::{Sounds, load_flow};
+
+    const SEED: &str = "numbers: [\"100\"]\nstart: a\nnodes:\n  a: { menu: { prompt: m.wav, options: { \"1\": b }, failure: b } }\n  b: { branch: [ { if: \"caller.vip\", then: a }, { else: c } ] }\n  c: { collect: { var: x, digits: 2 }, next: d }\n  d: { hangup: {} }\n";
+
+    proptest! {
+        /// DESIGN §10: a flow file never panics the loader, whatever it holds.
+        #[test]
+        fn mutated_flow_files_never_panic(cuts in proptest::collection::vec((0usize..400, any::<char>()), 0..6)) {
+            let mut text: Vec<char> = SEED.chars().collect();
+            for (at, c) in cuts {
+                let at = at % (text.len() + 1);
+                text.insert(at, c);
+            }
+            let text: String = text.into_iter().collect();
+            let mut sounds = Sounds::new(Path::new("/nonexistent-sounds"));
+            let mut diags = Vec::new();
+            let _ = load_flow(Path::new("f.yaml"), &text, &mut sounds, &mut diags);
+        }
+
+        #[test]
+        fn random_text_never_panics(text in "\\PC{0,200}") {
+            let mut sounds = Sounds::new(Path::new("/nonexistent-sounds"));
+            let mut diags = Vec::new();
+            let _ = load_flow(Path::new("f.yaml"), &text, &mut sounds, &mut diags);
+        }
+    }
 }

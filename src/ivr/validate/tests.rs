@@ -307,9 +307,7 @@ fn yaml_syntax_duplicate_keys_and_numbers() {
         ),
         &[("5:3", "key `a` is given twice (first at 4:3)")],
     );
-    let got = s.errors(&format!(
-        "numbers: [100, \"1 2\", \"a@b\"]\nstart: a\nnodes:\n  a: {{ hangup: {{}} }}\n"
-    ));
+    let got = s.errors("numbers: [100, \"1 2\", \"a@b\"]\nstart: a\nnodes:\n  a: { hangup: {} }\n");
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got[0].starts_with("main.yaml:1:11: error: write dialled numbers in quotes: \"100\""));
     assert!(got[1].starts_with("main.yaml:1:23: error: bad number `a@b`"));
@@ -359,4 +357,43 @@ fn empty_and_missing_folders() {
     assert!(set.is_some_and(|s| s.is_empty()));
     assert_eq!(diags.len(), 1);
     assert!(diags[0].contains("warning: no flow files"));
+}
+
+mod graph {
+    use proptest::prelude::*;
+
+    use crate::ivr::model::NodeId;
+    use crate::ivr::validate::cycles;
+
+    /// Whether `from` can get back to itself (by a path of one edge or more).
+    fn on_cycle(edges: &[Vec<NodeId>], from: usize) -> bool {
+        let mut seen = vec![false; edges.len()];
+        let mut stack: Vec<usize> = edges[from].iter().map(|n| n.index()).collect();
+        while let Some(v) = stack.pop() {
+            if v == from {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[v], true) {
+                stack.extend(edges[v].iter().map(|n| n.index()));
+            }
+        }
+        false
+    }
+
+    proptest! {
+        /// Tarjan's components with a cycle hold exactly the nodes that can
+        /// come back to themselves.
+        #[test]
+        fn cycles_match_brute_force(raw in proptest::collection::vec(proptest::collection::vec(0u32..12, 0..3), 1..12)) {
+            let n = raw.len() as u32;
+            let edges: Vec<Vec<NodeId>> = raw
+                .iter()
+                .map(|e| e.iter().map(|&t| NodeId(t % n)).collect())
+                .collect();
+            let mut found: Vec<usize> = cycles(&edges).into_iter().flatten().map(|id| id.index()).collect();
+            found.sort_unstable();
+            let want: Vec<usize> = (0..edges.len()).filter(|&v| on_cycle(&edges, v)).collect();
+            prop_assert_eq!(found, want);
+        }
+    }
 }
