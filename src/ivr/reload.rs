@@ -211,14 +211,14 @@ pub fn spawn_watcher(
             source,
         })?;
     let sounds = reloader.sounds_dir();
-    if sounds.is_dir() {
-        if let Err(source) = watcher.watch(sounds, RecursiveMode::Recursive) {
-            let e = WatchError::Watch {
-                dir: sounds.to_owned(),
-                source,
-            };
-            warn!(cause = %e, "sound changes will not reload the flows");
-        }
+    if sounds.is_dir()
+        && let Err(source) = watcher.watch(sounds, RecursiveMode::Recursive)
+    {
+        let e = WatchError::Watch {
+            dir: sounds.to_owned(),
+            source,
+        };
+        warn!(cause = %e, "sound changes will not reload the flows");
     }
     Ok(tokio::spawn(async move {
         let _watcher = watcher;
@@ -269,7 +269,7 @@ fn is_scratch(path: &Path) -> bool {
     name.ends_with('~')
         || name.ends_with(".swp")
         || name.ends_with(".swx")
-        || (name.starts_with(".#"))
+        || name.starts_with(".#")
         || name == "4913"
 }
 
