@@ -146,18 +146,6 @@ fn start_sip(
     use crate::sip::transport::{TcpConnections, TransportHandle, run_tcp, run_udp};
 
     let config = &state.config;
-    let (flows, diagnostics) = ivr::load_folder(&config.flows, &config.sounds);
-    let Some(flows) = flows else {
-        return Err(RunError::Flows {
-            dir: config.flows.clone(),
-            problems: diagnostics.iter().map(ToString::to_string).collect(),
-        });
-    };
-    for d in &diagnostics {
-        tracing::warn!("{d}");
-    }
-    let numbers = flows.numbers().clone();
-    info!(flows = flows.len(), numbers = numbers.len(), "flows loaded");
     let ports = media::port_pool::PortPool::new(config.rtp_ports.start..=config.rtp_ports.end)?;
     let advertised = SocketAddr::new(config.public_ip, sip_addr.port());
     let services = Arc::new(call::CallServices {
@@ -182,7 +170,7 @@ fn start_sip(
             digest_algorithms: config.digest_algorithms.clone(),
             trusted_peers: config.trusted_peers.clone(),
         },
-        numbers: Arc::new(std::sync::RwLock::new(numbers)),
+        flows: state.flows.handle().clone(),
         services,
         store: state.store.clone(),
     });
@@ -206,6 +194,12 @@ pub async fn run(
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
     let admin = admin_auth(&config, &store).await?;
+    let flows = ivr::reload::FlowReloader::load(&config.flows, &config.sounds).map_err(|d| {
+        RunError::Flows {
+            dir: config.flows.clone(),
+            problems: d.iter().map(ToString::to_string).collect(),
+        }
+    })?;
 
     let sip_addr = sockets.sip_addr().map_err(RunError::LocalAddr)?;
     let http_addr = sockets.http_addr().map_err(RunError::LocalAddr)?;
@@ -220,8 +214,17 @@ pub async fn run(
         store: store.clone(),
         metrics: Arc::new(Metrics::default()),
         admin: Arc::new(admin),
+        flows: Arc::new(flows),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Without a watcher the switch still runs; reloads go through the API.
+    let watcher = match ivr::reload::spawn_watcher(state.flows.clone(), stop_rx.clone()) {
+        Ok(task) => Some(task),
+        Err(e) => {
+            warn!(cause = %e, "flow folder changes will not reload by themselves");
+            None
+        }
+    };
 
     let app = api::router(state.clone());
     let mut http_stop = stop_rx.clone();
@@ -247,6 +250,7 @@ pub async fn run(
         warn!("HTTP server stopped on its own");
         let _ = stop_tx.send(true);
         sip.stop().await;
+        stop_watcher(watcher).await;
         store.close().await;
         return Ok(());
     }
@@ -263,9 +267,20 @@ pub async fn run(
         }
     }
     drop(stop_rx);
+    stop_watcher(watcher).await;
     store.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// Waits for the flow folder watcher, told to stop with the rest; a reload
+/// in progress finishes first.
+async fn stop_watcher(watcher: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(task) = watcher
+        && let Err(err) = task.await
+    {
+        warn!(cause = %err, "flow folder watcher ended abnormally");
+    }
 }
 
 /// The admin token check: the configured token, else the stored hash of a

@@ -1,5 +1,8 @@
 //! The HTTP API (DESIGN §8): `GET /healthz` and `GET /metrics` without a
-//! token; `/api/v1` behind the admin bearer token.
+//! token; `/api/v1` behind the admin bearer token. Errors are [`ApiError`].
+
+pub mod error;
+mod flows;
 
 use std::sync::Arc;
 
@@ -8,10 +11,13 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use sha2::{Digest as _, Sha256};
 
+pub use error::ApiError;
+
 use crate::config::Config;
+use crate::ivr::reload::FlowReloader;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -22,6 +28,8 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub admin: Arc<AdminAuth>,
+    /// The running flow set and its reloads.
+    pub flows: Arc<FlowReloader>,
 }
 
 /// Checks the `/api/v1` bearer token. Only the token's SHA-256 is kept, and
@@ -101,9 +109,15 @@ fn hex_digit(c: u8) -> Option<u8> {
 
 /// The whole HTTP surface; tests call `router(state).oneshot(request)`.
 pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/flows", get(flows::list))
+        .route("/flows/reload", post(flows::reload))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -114,6 +128,24 @@ pub fn router(state: AppState) -> Router {
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     Metrics::inc(&state.metrics.http_requests_total);
     next.run(request).await
+}
+
+/// `/api/v1` needs `Authorization: Bearer TOKEN` with the admin token
+/// (RFC 6750 §2.1); anything else is 401 before any handler runs.
+async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| state.admin.verify_header(v));
+    if !authorized {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(next.run(request).await)
 }
 
 /// Liveness: the process answers HTTP.
@@ -149,5 +181,162 @@ mod tests {
         let stored = AdminAuth::from_sha256_hex(&hex).unwrap();
         assert!(stored.verify("correct-horse-battery"));
         assert!(AdminAuth::from_sha256_hex("zz").is_none());
+    }
+
+    /// A scratch flow folder with one flow on number 100.
+    struct Folder(std::path::PathBuf);
+
+    impl Folder {
+        fn new(name: &str) -> Folder {
+            let dir =
+                std::env::temp_dir().join(format!("switchboard-api-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("flows")).unwrap();
+            std::fs::create_dir_all(dir.join("sounds")).unwrap();
+            let folder = Folder(dir);
+            folder.write(
+                "main.yaml",
+                "name: main\nnumbers: [\"100\"]\nstart: bye\nnodes:\n  bye: { hangup: {} }\n",
+            );
+            folder
+        }
+        fn write(&self, name: &str, text: &str) {
+            std::fs::write(self.0.join("flows").join(name), text).unwrap();
+        }
+    }
+
+    impl Drop for Folder {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The router served on 127.0.0.1:0 (tower's `oneshot` is not a
+    /// dependency; reqwest is).
+    async fn serve(folder: &Folder) -> String {
+        let flows = FlowReloader::load(&folder.0.join("flows"), &folder.0.join("sounds")).unwrap();
+        let state = AppState {
+            config: Arc::new(Config::loopback("sqlite::memory:")),
+            store: Store::connect("sqlite::memory:").await.unwrap(),
+            metrics: Arc::new(Metrics::default()),
+            admin: Arc::new(AdminAuth::from_token("t0ken")),
+            flows: Arc::new(flows),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router(state)).await;
+        });
+        format!("http://{addr}")
+    }
+
+    async fn send(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// DESIGN §8: `/api/v1` wants the bearer token; the error is JSON.
+    #[tokio::test]
+    async fn api_needs_the_bearer_token() {
+        let folder = Folder::new("auth");
+        let base = serve(&folder).await;
+        let http = reqwest::Client::new();
+        for auth in [None, Some("Bearer wrong"), Some("Basic t0ken")] {
+            let mut req = http.get(format!("{base}/api/v1/flows"));
+            if let Some(auth) = auth {
+                req = req.header("authorization", auth);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 401, "{auth:?}");
+            assert!(resp.headers().contains_key("www-authenticate"));
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "unauthorized");
+            assert!(body["error"]["message"].is_string());
+        }
+        let (status, body) = send(http.post(format!("{base}/api/v1/flows/reload"))).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (401, &"unauthorized".into())
+        );
+        // Unknown API paths are JSON 404s, but only behind the token.
+        let (status, _) = send(http.get(format!("{base}/api/v1/nothing"))).await;
+        assert_eq!(status, 401);
+        let (status, body) = send(
+            http.get(format!("{base}/api/v1/nothing"))
+                .bearer_auth("t0ken"),
+        )
+        .await;
+        assert_eq!((status, &body["error"]["code"]), (404, &"not_found".into()));
+        // Health stays open.
+        let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn list_and_reload_flows() {
+        let folder = Folder::new("flows");
+        let base = serve(&folder).await;
+        let http = reqwest::Client::new();
+        let (status, body) = send(
+            http.get(format!("{base}/api/v1/flows"))
+                .bearer_auth("t0ken"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["version"], 1);
+        assert!(body["loaded_at"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(body["flows"][0]["name"], "main");
+        assert_eq!(body["flows"][0]["numbers"], serde_json::json!(["100"]));
+        assert_eq!(body["flows"][0]["nodes"], 1);
+        assert_eq!(body["flows"][0]["public"], true);
+        assert!(
+            body["flows"][0]["file"]
+                .as_str()
+                .unwrap()
+                .ends_with("main.yaml")
+        );
+
+        // An unreachable node is a warning: the reload succeeds with it.
+        folder.write(
+            "extra.yaml",
+            "numbers: [\"555\"]\nstart: bye\nnodes:\n  bye: { hangup: {} }\n  lost: { hangup: {} }\n",
+        );
+        let reload = || {
+            http.post(format!("{base}/api/v1/flows/reload"))
+                .bearer_auth("t0ken")
+        };
+        let (status, body) = send(reload()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["version"], 2);
+        assert_eq!(body["flows"].as_array().unwrap().len(), 2);
+        assert_eq!(body["warnings"][0]["severity"], "warning");
+        assert_eq!(body["warnings"][0]["line"], 5);
+
+        // An unknown node: 422 with the diagnostic, version 2 kept.
+        folder.write(
+            "extra.yaml",
+            "numbers: [\"555\"]\nstart: bye\nnodes:\n  bye: { play: x.wav, next: nowhere }\n",
+        );
+        let (status, body) = send(reload()).await;
+        assert_eq!(status, 422, "{body}");
+        let error = &body["error"];
+        assert_eq!(error["code"], "invalid_flows");
+        assert!(error["message"].as_str().unwrap().contains("version 2"));
+        let details = error["details"].as_array().unwrap();
+        let unknown = details
+            .iter()
+            .find(|d| d["message"].as_str().unwrap().contains("nowhere"))
+            .unwrap_or_else(|| panic!("{body}"));
+        assert_eq!(unknown["severity"], "error");
+        assert!(unknown["file"].as_str().unwrap().ends_with("extra.yaml"));
+        assert_eq!(unknown["line"], 4);
+        assert!(unknown["col"].as_u64().unwrap() > 0);
+        let (_, body) = send(
+            http.get(format!("{base}/api/v1/flows"))
+                .bearer_auth("t0ken"),
+        )
+        .await;
+        assert_eq!(body["version"], 2);
     }
 }

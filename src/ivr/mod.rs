@@ -1,15 +1,18 @@
 //! IVR flows (DESIGN §5): the typed model ([`model`]), the loader of flow
 //! files ([`load`]), the condition language ([`expr`]) and the validator of
 //! the whole flow folder ([`validate`]) behind `switchboard check`, startup
-//! and hot reload. The file format is documented in `docs/flows.md`.
+//! and hot reload ([`reload`]), and the `webhook` action's HTTP client
+//! ([`webhook`]). The file format is documented in `docs/flows.md`.
 
 pub mod duration;
 pub mod expr;
 pub mod load;
 pub mod model;
 pub mod numbers;
+pub mod reload;
 pub mod sounds;
 pub mod validate;
+pub mod webhook;
 pub mod yaml;
 
 #[cfg(test)]

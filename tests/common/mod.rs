@@ -278,3 +278,85 @@ pub fn assert_sipp_ok(out: &Output, switch: &Switch, what: &str) {
         );
     }
 }
+
+/// One HTTP/1.1 request to the switch's API over a plain TCP connection;
+/// returns the status and the body.
+pub fn http(switch: &Switch, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(switch.http).expect("connect HTTP");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
+        switch.http
+    );
+    conn.write_all(request.as_bytes()).expect("send HTTP");
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).expect("read HTTP");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text}"));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Sends an INVITE without SDP for `number` over UDP and returns the final
+/// status code (the call, if answered, is left to time out).
+pub fn invite_status(switch: &Switch, number: &str) -> u16 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let me = sock.local_addr().expect("addr");
+    let invite = format!(
+        "INVITE sip:{number}@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKinv{n}x{pid};rport\r\n\
+         From: <sip:caller@{me}>;tag=a{n}\r\nTo: <sip:{number}@{sip}>\r\nCall-ID: inv-{n}-{pid}@test\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sip = switch.sip,
+        pid = std::process::id(),
+    );
+    sock.send_to(invite.as_bytes(), switch.sip).expect("send");
+    let mut buf = [0u8; 4096];
+    loop {
+        let (len, _) = sock
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no response to INVITE {number}: {e}\n{}", switch.log()));
+        let text = String::from_utf8_lossy(&buf[..len]).to_string();
+        let code: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        if code >= 200 {
+            return code;
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -13,7 +13,8 @@ use super::screen::{options_response, screen_request};
 use super::{CallEvent, EndpointCommand};
 use crate::call::{CallServices, CallSetup, spawn_call};
 use crate::config::CidrList;
-use crate::ivr::numbers::{FlowEntry, NumberPlan};
+use crate::ivr::numbers::FlowEntry;
+use crate::ivr::reload::FlowsHandle;
 use crate::sip::dialog::{method_not_supported, no_such_dialog};
 use crate::sip::message::{CSeq, Message, Method, Request, Response};
 use crate::sip::peer::Peer;
@@ -45,7 +46,8 @@ pub struct EndpointConfig {
 /// Shared state the endpoint and the HTTP API read.
 pub struct Endpoint {
     pub config: EndpointConfig,
-    pub numbers: Arc<RwLock<NumberPlan>>,
+    /// The running flow set; each new call takes the version current then.
+    pub flows: FlowsHandle,
     pub services: Arc<CallServices>,
     pub store: Store,
 }
@@ -368,10 +370,8 @@ fn handle_invite(
         );
     }
     let dialled = req.uri.user.clone().unwrap_or_default();
-    let flow = {
-        let plan = endpoint.numbers.read().unwrap_or_else(|p| p.into_inner());
-        plan.lookup(&dialled).cloned()
-    };
+    let flows = endpoint.flows.current();
+    let flow = flows.numbers().lookup(&dialled).cloned();
     let Some(flow) = flow else {
         tracing::debug!(%dialled, "no flow serves this number");
         return respond(

@@ -1,0 +1,95 @@
+//! The API's errors (DESIGN §8): each answers
+//! `{ "error": { "code": "…", "message": "…" } }` with its status. Internal
+//! causes are logged, never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::ivr::{Diagnostic, Severity};
+use crate::store::StoreError;
+
+/// Why an API request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or wrong `Authorization: Bearer TOKEN`.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("no such resource")]
+    NotFound,
+    /// A flow reload found errors; the running version is kept.
+    #[error("the flow folder has errors; version {running} is still running")]
+    InvalidFlows {
+        running: u64,
+        diagnostics: Vec<Diagnostic>,
+    },
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::InvalidFlows { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Store(_) | ApiError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound => "not_found",
+            ApiError::InvalidFlows { .. } => "invalid_flows",
+            ApiError::Store(_) | ApiError::Task(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let mut error = json!({ "code": self.code() });
+        match &self {
+            ApiError::Store(_) | ApiError::Task(_) => {
+                tracing::error!(cause = %self, "API request failed");
+                error["message"] = json!("internal error");
+            }
+            ApiError::InvalidFlows { diagnostics, .. } => {
+                error["message"] = json!(self.to_string());
+                error["details"] = diagnostics.iter().map(diagnostic_json).collect();
+            }
+            ApiError::Unauthorized | ApiError::NotFound => {
+                error["message"] = json!(self.to_string());
+            }
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchboard\""),
+            );
+        }
+        response
+    }
+}
+
+/// A flow diagnostic as the API shows it.
+pub fn diagnostic_json(d: &Diagnostic) -> Value {
+    json!({
+        "file": d.file.display().to_string(),
+        "line": d.line,
+        "col": d.col,
+        "severity": match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        },
+        "message": d.message,
+    })
+}
