@@ -56,6 +56,9 @@ enum Ev {
     Hangup,
 }
 
+/// Inputs and the actions each must lead to.
+type Script<'a> = Vec<(Ev, &'a str)>;
+
 struct Harness {
     run: FlowRun,
     now: Instant,
@@ -112,7 +115,7 @@ impl Harness {
     }
 
     /// Runs `steps`, checking each one's actions.
-    fn script(&mut self, name: &str, steps: Vec<(Ev, &str)>) {
+    fn script(&mut self, name: &str, steps: Script<'_>) {
         for (i, (ev, want)) in steps.into_iter().enumerate() {
             assert_eq!(self.ev(ev), want, "{name}: step {}", i + 1);
         }
@@ -184,7 +187,7 @@ const END: &str = "hangup; finished";
 #[test]
 fn every_action() {
     use Ev::*;
-    let cases: Vec<(&str, &str, Vec<(Ev, &str)>)> = vec![
+    let cases: Vec<(&str, &str, Script)> = vec![
         (
             "play",
             "  a: { play: welcome.wav, next: bye }\n  bye: { hangup: {} }\n",
@@ -287,7 +290,7 @@ fn menus() {
     let op = "transfer agent:operator 30s";
     let menu = "play menu.wav barge";
     let invalid = "play invalid.wav barge";
-    let cases: Vec<(&str, Vec<(Ev, &str)>, &[&str])> = vec![
+    let cases: Vec<(&str, Script, &[&str])> = vec![
         (
             "right key after the prompt",
             vec![(Start, menu), (Done, ""), (Key('1'), alice)],
@@ -403,7 +406,7 @@ fn type_ahead() {
     let menu = MENU.replace("  a:\n    menu", "  m:\n    menu");
     let quiet = format!("  a: {{ play: welcome.wav, next: m }}\n{menu}");
     let barge = format!("  a: {{ play: welcome.wav, barge: true, next: m }}\n{menu}");
-    let cases: Vec<(&str, &str, Vec<(Ev, &str)>, &[&str])> = vec![
+    let cases: Vec<(&str, &str, Script, &[&str])> = vec![
         (
             "a key during a plain prompt waits for the menu",
             &quiet,
@@ -474,7 +477,7 @@ fn collect() {
     use Ev::*;
     use Outcome::Collected;
     let rate = "play rate.wav barge";
-    let cases: Vec<(&str, Vec<(Ev, &str)>, &str, Outcome)> = vec![
+    let cases: Vec<(&str, Script, &str, Outcome)> = vec![
         (
             "terminator ends early and is not stored",
             vec![
@@ -756,7 +759,7 @@ fn queue_outcomes() {
         })
     };
     let gave_up = |reason| Queue(QueueOutcome::GaveUp { reason });
-    let cases: Vec<(&str, Vec<(Ev, &str)>, &[&str])> = vec![
+    let cases: Vec<(&str, Script, &[&str])> = vec![
         (
             "answered, then the survey after the agent hangs up",
             vec![
@@ -890,7 +893,7 @@ fn webhook() {
         unreachable!()
     };
     use Ev::*;
-    let cases: Vec<(&str, Vec<(Ev, &str)>, &str)> = vec![
+    let cases: Vec<(&str, Script, &str)> = vec![
         (
             "reply sets vars",
             vec![(Hook(Ok(reply.clone())), "transfer agent:gold 30s")],
@@ -975,7 +978,7 @@ fn webhook_body_holds_context_and_vars() {
 #[test]
 fn hangup_mid_prompt_stops_everything() {
     use Ev::*;
-    let cases: Vec<(&str, &str, Vec<(Ev, &str)>)> = vec![
+    let cases: Vec<(&str, &str, Script)> = vec![
         (
             "menu prompt",
             MENU,
