@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod expr;
+pub mod interpreter;
 pub mod load;
 pub mod model;
 pub mod numbers;
