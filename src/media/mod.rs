@@ -4,5 +4,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod port_pool;
+pub mod prompt;
+pub mod recorder;
 pub mod rtp;
 pub mod sdp;

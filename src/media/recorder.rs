@@ -1,0 +1,400 @@
+//! Call recording and voicemail: 8 kHz 16-bit WAV files written as the
+//! audio arrives (DESIGN §4).
+//!
+//! Voicemail is mono; a bridged call is stereo with the caller on the left
+//! and the agent on the right. The WAV header is rewritten every second of
+//! audio ([`FLUSH_EVERY`]), so a crash loses at most that much and leaves a
+//! valid file; [`Recorder::finalize`] writes the final header on hang-up.
+//! Files are created new (an existing file is never overwritten) and their
+//! folder is created if missing.
+//!
+//! Writes are blocking file I/O: the media engine hands audio to a writer
+//! thread or `spawn_blocking`, not the 20 ms clock.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use hound::{SampleFormat, WavSpec, WavWriter};
+
+/// Recordings are 8 kHz, the rate of G.711 (RFC 3551 §4.5.14).
+pub const SAMPLE_RATE: u32 = 8000;
+
+/// Sample frames (per channel) between header rewrites: one second.
+pub const FLUSH_EVERY: u64 = SAMPLE_RATE as u64;
+
+/// Size of the header hound writes for 16-bit PCM with one or two channels.
+const HEADER_BYTES: u64 = 44;
+
+/// The WAV data chunk length is 32 bits; stop well before it wraps (about
+/// 37 hours of stereo).
+const MAX_DATA_BYTES: u64 = u32::MAX as u64 - 1024;
+
+/// Channel layout of a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One channel: voicemail.
+    Mono,
+    /// Two channels: caller left, agent right.
+    Stereo,
+}
+
+impl Layout {
+    fn channels(self) -> u16 {
+        match self {
+            Layout::Mono => 1,
+            Layout::Stereo => 2,
+        }
+    }
+}
+
+/// Why a recording could not be created or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error("recording {}: file already exists", path.display())]
+    Exists { path: PathBuf },
+    #[error("recording file name {name:?} is not a plain file name")]
+    BadName { name: String },
+    #[error("recording folder {}: cannot create: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("recording {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("recording {}: WAV writer failed: {source}", path.display())]
+    Wav {
+        path: PathBuf,
+        #[source]
+        source: hound::Error,
+    },
+    #[error("recording {}: {layout:?} recording written as {wrote:?}", path.display())]
+    WrongLayout {
+        path: PathBuf,
+        layout: Layout,
+        wrote: Layout,
+    },
+    #[error("recording {}: reached the WAV size limit", path.display())]
+    Full { path: PathBuf },
+}
+
+/// A finished recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingInfo {
+    pub path: PathBuf,
+    /// Length of the audio.
+    pub duration: Duration,
+    /// Size of the file, header included.
+    pub bytes: u64,
+}
+
+/// A WAV file being written, one call's worth of audio.
+pub struct Recorder {
+    path: PathBuf,
+    layout: Layout,
+    writer: WavWriter<BufWriter<File>>,
+    /// Sample frames (per channel) written.
+    frames: u64,
+    /// Sample frames written since the header was last rewritten.
+    since_flush: u64,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("path", &self.path)
+            .field("layout", &self.layout)
+            .field("frames", &self.frames)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// Creates `path` (never overwriting it) and its folder if missing.
+    pub fn create(path: &Path, layout: Layout) -> Result<Recorder, RecorderError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|source| RecorderError::CreateDir {
+                dir: dir.to_owned(),
+                source,
+            })?;
+        }
+        let file = File::create_new(path).map_err(|source| match source.kind() {
+            io::ErrorKind::AlreadyExists => RecorderError::Exists {
+                path: path.to_owned(),
+            },
+            _ => RecorderError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+        let spec = WavSpec {
+            channels: layout.channels(),
+            sample_rate: SAMPLE_RATE,
+            bits_per_sample: 16,
+            sample_format: SampleFormat::Int,
+        };
+        let writer =
+            WavWriter::new(BufWriter::new(file), spec).map_err(|source| RecorderError::Wav {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Recorder {
+            path: path.to_owned(),
+            layout,
+            writer,
+            frames: 0,
+            since_flush: 0,
+        })
+    }
+
+    /// Creates `file_name` inside `dir`; the name must be one plain path
+    /// component (no folders, `..` or absolute paths).
+    pub fn create_in(
+        dir: &Path,
+        file_name: &str,
+        layout: Layout,
+    ) -> Result<Recorder, RecorderError> {
+        let mut parts = Path::new(file_name).components();
+        match (parts.next(), parts.next()) {
+            (Some(Component::Normal(_)), None) if !file_name.contains(['\\', '\0']) => {
+                Recorder::create(&dir.join(file_name), layout)
+            }
+            _ => Err(RecorderError::BadName {
+                name: file_name.to_owned(),
+            }),
+        }
+    }
+
+    /// Appends mono audio (voicemail).
+    pub fn write_mono(&mut self, pcm: &[i16]) -> Result<(), RecorderError> {
+        if self.layout != Layout::Mono {
+            return Err(self.wrong_layout(Layout::Mono));
+        }
+        self.reserve(pcm.len() as u64)?;
+        let mut w = self.writer.get_i16_writer(pcm.len() as u32);
+        for &s in pcm {
+            w.write_sample(s);
+        }
+        let done = w.flush();
+        self.wrote(pcm.len() as u64, done)
+    }
+
+    /// Appends one stretch of both legs: `left` (caller) and `right`
+    /// (agent). The shorter side is padded with silence.
+    pub fn write_stereo(&mut self, left: &[i16], right: &[i16]) -> Result<(), RecorderError> {
+        if self.layout != Layout::Stereo {
+            return Err(self.wrong_layout(Layout::Stereo));
+        }
+        let frames = left.len().max(right.len());
+        self.reserve(frames as u64)?;
+        let mut w = self.writer.get_i16_writer(2 * frames as u32);
+        for i in 0..frames {
+            w.write_sample(left.get(i).copied().unwrap_or(0));
+            w.write_sample(right.get(i).copied().unwrap_or(0));
+        }
+        let done = w.flush();
+        self.wrote(frames as u64, done)
+    }
+
+    /// Rewrites the header so the file is valid up to here.
+    pub fn flush(&mut self) -> Result<(), RecorderError> {
+        self.since_flush = 0;
+        self.writer.flush().map_err(|source| RecorderError::Wav {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Writes the final header and closes the file.
+    pub fn finalize(self) -> Result<RecordingInfo, RecorderError> {
+        let duration = self.duration();
+        let Recorder { path, writer, .. } = self;
+        writer.finalize().map_err(|source| RecorderError::Wav {
+            path: path.clone(),
+            source,
+        })?;
+        let bytes = fs::metadata(&path)
+            .map_err(|source| RecorderError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        Ok(RecordingInfo {
+            path,
+            duration,
+            bytes,
+        })
+    }
+
+    /// Length of the audio written so far.
+    pub fn duration(&self) -> Duration {
+        Duration::from_micros(self.frames * 1_000_000 / u64::from(SAMPLE_RATE))
+    }
+
+    /// Where the recording is written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The channel layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    fn wrong_layout(&self, wrote: Layout) -> RecorderError {
+        RecorderError::WrongLayout {
+            path: self.path.clone(),
+            layout: self.layout,
+            wrote,
+        }
+    }
+
+    /// Refuses a write that would take the data chunk past its 32-bit size.
+    fn reserve(&self, frames: u64) -> Result<(), RecorderError> {
+        let per_frame = 2 * u64::from(self.layout.channels());
+        if (self.frames + frames) * per_frame > MAX_DATA_BYTES - HEADER_BYTES {
+            return Err(RecorderError::Full {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts a write and rewrites the header every [`FLUSH_EVERY`] frames.
+    fn wrote(&mut self, frames: u64, done: hound::Result<()>) -> Result<(), RecorderError> {
+        done.map_err(|source| RecorderError::Wav {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.frames += frames;
+        self.since_flush += frames;
+        if self.since_flush >= FLUSH_EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hound::WavReader;
+
+    use super::*;
+    use crate::media::prompt::test_dir;
+
+    fn read_all(path: &Path) -> (WavSpec, Vec<i16>) {
+        let mut r = WavReader::open(path).expect("hound reads the recording");
+        let spec = r.spec();
+        let samples = r
+            .samples::<i16>()
+            .collect::<Result<_, _>>()
+            .expect("samples");
+        (spec, samples)
+    }
+
+    #[test]
+    fn mono_recording_reads_back_exactly() {
+        let dir = test_dir("rec-mono").join("voicemail");
+        let path = dir.join("vm.wav");
+        let mut rec = Recorder::create(&path, Layout::Mono).expect("create");
+        let audio: Vec<i16> = (0..4000).map(|i| (i * 37 % 65536 - 32768) as i16).collect();
+        for chunk in audio.chunks(160) {
+            rec.write_mono(chunk).expect("write");
+        }
+        assert_eq!(rec.duration(), Duration::from_millis(500));
+        let info = rec.finalize().expect("finalize");
+        assert_eq!(info.path, path);
+        assert_eq!(info.duration, Duration::from_millis(500));
+        assert_eq!(info.bytes, 44 + 8000);
+        let (spec, samples) = read_all(&path);
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (1, 8000, 16)
+        );
+        assert_eq!(samples, audio);
+    }
+
+    #[test]
+    fn stereo_puts_caller_left_agent_right_and_pads_the_shorter() {
+        let dir = test_dir("rec-stereo");
+        let path = dir.join("call.wav");
+        let mut rec = Recorder::create(&path, Layout::Stereo).expect("create");
+        rec.write_stereo(&[1, 2, 3], &[-1, -2, -3]).expect("write");
+        rec.write_stereo(&[4, 5], &[]).expect("agent frame lost");
+        rec.write_stereo(&[], &[-6]).expect("caller frame lost");
+        let info = rec.finalize().expect("finalize");
+        assert_eq!(info.duration, Duration::from_micros(6 * 125));
+        let (spec, samples) = read_all(&path);
+        assert_eq!(spec.channels, 2);
+        assert_eq!(samples, [1, -1, 2, -2, 3, -3, 4, 0, 5, 0, 0, -6]);
+        assert_eq!(info.bytes, 44 + 24);
+    }
+
+    #[test]
+    fn header_is_valid_after_a_flush_without_finalize() {
+        let dir = test_dir("rec-crash");
+        let path = dir.join("crash.wav");
+        let mut rec = Recorder::create(&path, Layout::Stereo).expect("create");
+        let frame = [100i16; 160];
+        // 1.5 s: the header was last rewritten at 1 s.
+        for _ in 0..75 {
+            rec.write_stereo(&frame, &frame).expect("write");
+        }
+        let (_, samples) = read_all(&path);
+        assert_eq!(samples.len(), 2 * 8000);
+        assert!(samples.iter().all(|&s| s == 100));
+        rec.flush().expect("flush");
+        let (_, samples) = read_all(&path);
+        assert_eq!(samples.len(), 2 * 12_000);
+        // A crash now: the writer is never finalized nor dropped.
+        std::mem::forget(rec);
+        let (_, samples) = read_all(&path);
+        assert_eq!(samples.len(), 2 * 12_000);
+    }
+
+    #[test]
+    fn never_overwrites_and_checks_names_and_layout() {
+        let dir = test_dir("rec-exists");
+        let path = dir.join("a.wav");
+        Recorder::create(&path, Layout::Mono)
+            .expect("create")
+            .finalize()
+            .expect("finalize");
+        assert!(matches!(
+            Recorder::create(&path, Layout::Mono),
+            Err(RecorderError::Exists { .. })
+        ));
+        assert_eq!(read_all(&path).1.len(), 0, "the first file is intact");
+
+        for bad in ["../x.wav", "/tmp/x.wav", "a/b.wav", "", ".", "..", "a\\b"] {
+            assert!(
+                matches!(
+                    Recorder::create_in(&dir, bad, Layout::Mono),
+                    Err(RecorderError::BadName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let mut rec = Recorder::create_in(&dir, "b.wav", Layout::Mono).expect("create_in");
+        assert_eq!(rec.path(), dir.join("b.wav"));
+        assert!(matches!(
+            rec.write_stereo(&[1], &[2]),
+            Err(RecorderError::WrongLayout { .. })
+        ));
+        rec.write_mono(&[7]).expect("write");
+        assert_eq!(rec.finalize().expect("finalize").bytes, 46);
+
+        // A file where the folder should be.
+        std::fs::write(dir.join("file"), b"x").expect("write");
+        assert!(matches!(
+            Recorder::create(&dir.join("file").join("c.wav"), Layout::Mono),
+            Err(RecorderError::CreateDir { .. })
+        ));
+    }
+}
