@@ -198,7 +198,7 @@ mod tests {
         let s = h.summary();
         assert_eq!(s.count, 100);
         assert_eq!(s.p50, Duration::from_micros(50));
-        assert_eq!(s.p99, Duration::from_micros(1_900));
+        assert_eq!(s.p99, Duration::from_micros(1_925));
         assert_eq!(s.max, Duration::from_millis(30));
         assert_eq!(bucket_of(2_000), FINE);
         assert_eq!(bucket_of(19_999), FINE + COARSE - 1);
