@@ -24,46 +24,8 @@ pub use cache::{PromptCache, PromptCursor, check_name};
 pub use load::MAX_DURATION;
 pub use resample::Resampler;
 
+use crate::media::g711;
 use crate::media::sdp::Codec;
-
-// TEMPORARY stand-in for `crate::media::g711` (being written on its own
-// branch); delete this module and import `crate::media::g711` once merged.
-mod g711 {
-    /// G.711 μ-law encoding of 16-bit linear samples (ITU-T G.711 table 2).
-    pub fn encode_ulaw(pcm: &[i16], out: &mut [u8]) {
-        for (o, &s) in out.iter_mut().zip(pcm) {
-            let mut x = i32::from(s);
-            let sign = if x < 0 {
-                x = -x;
-                0x80
-            } else {
-                0
-            };
-            let x = x.min(32635) + 0x84;
-            let exponent = (31 - (x as u32).leading_zeros()) as i32 - 7;
-            let mantissa = (x >> (exponent + 3)) & 0x0F;
-            *o = !(sign | (exponent << 4) | mantissa) as u8;
-        }
-    }
-
-    /// G.711 A-law encoding of 16-bit linear samples (ITU-T G.711 table 1).
-    pub fn encode_alaw(pcm: &[i16], out: &mut [u8]) {
-        for (o, &s) in out.iter_mut().zip(pcm) {
-            let (mask, m) = if s >= 0 {
-                (0xD5, i32::from(s) >> 3)
-            } else {
-                (0x55, (-i32::from(s) - 1) >> 3)
-            };
-            let code = if m < 32 {
-                m >> 1
-            } else {
-                let seg = (31 - (m as u32).leading_zeros()) as i32 - 4;
-                (seg << 4) | ((m >> seg) & 0x0F)
-            };
-            *o = (code ^ mask) as u8;
-        }
-    }
-}
 
 /// The sample rate of every prompt after loading, and of G.711 (RFC 3551 §4.5.14).
 pub const SAMPLE_RATE: u32 = 8000;
@@ -206,19 +168,6 @@ mod tests {
         assert!(prompt.pcmu[1][10..].iter().all(|&b| b == silence_u[0]));
         assert!(prompt.pcma[1][10..].iter().all(|&b| b == silence_a[0]));
         assert_ne!(prompt.pcmu[1][9], silence_u[0]);
-    }
-
-    #[test]
-    fn g711_known_codes() {
-        // ITU-T G.711: silence is 0xFF (μ-law) and 0xD5 (A-law); full scale
-        // is 0x80/0x00 (μ-law) and 0xAA/0x2A (A-law).
-        let pcm = [0i16, 32767, -32768];
-        let mut u = [0u8; 3];
-        let mut a = [0u8; 3];
-        g711::encode_ulaw(&pcm, &mut u);
-        g711::encode_alaw(&pcm, &mut a);
-        assert_eq!(u, [0xFF, 0x80, 0x00]);
-        assert_eq!(a, [0xD5, 0xAA, 0x2A]);
     }
 
     #[test]

@@ -170,8 +170,9 @@ mod tests {
     use hound::{WavSpec, WavWriter};
 
     use super::*;
+    use crate::media::g711;
     use crate::media::prompt::resample::tests::{amplitude_at, dominant, middle, tone};
-    use crate::media::prompt::{FRAME_SAMPLES, g711, test_dir};
+    use crate::media::prompt::{FRAME_SAMPLES, test_dir};
 
     /// Writes interleaved samples in [-1, 1] in the given format.
     fn write_wav(path: &Path, spec: WavSpec, samples: &[f32]) {
