@@ -853,7 +853,7 @@ impl LegCore {
                 }
             }
             LegCommand::Digit(digit) => self.digit(digit, DigitSource::SipInfo),
-            LegCommand::Update(negotiated) => self.update(negotiated),
+            LegCommand::Update(negotiated) => self.update(now, negotiated),
             LegCommand::Hold(held) => {
                 self.held = held;
                 if !held {
@@ -896,7 +896,7 @@ impl LegCore {
         self.playback = Some(Playback { id, cursor, barge });
     }
 
-    fn update(&mut self, negotiated: Negotiated) {
+    fn update(&mut self, now: Instant, negotiated: Negotiated) {
         if negotiated.remote_rtp != self.negotiated.remote_rtp {
             // The remote moved: latch afresh.
             self.remote = Remote::new(&negotiated);
@@ -909,8 +909,9 @@ impl LegCore {
         if negotiated.codec != self.negotiated.codec {
             self.talkspurt = true;
         }
-        if !negotiated.held && self.negotiated.held {
-            self.last_rx = self.last_rx.max(self.created);
+        if negotiated.held != self.negotiated.held {
+            // Held or resumed by SDP: count silence from now.
+            self.last_rx = now;
             self.timed_out = false;
         }
         self.negotiated = negotiated;
