@@ -1,0 +1,471 @@
+//! The media engine on real UDP sockets on 127.0.0.1 (DESIGN §4): a
+//! prompt played to a plain socket, RFC 4733 digits received, and two
+//! legs bridged with rewritten headers and transcoding.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard::media::dtmf::rfc4733::TelephoneEvent;
+use switchboard::media::engine::{
+    DigitSource, EngineConfig, LegEvent, LegEventKind, LegHandle, LegSetup, MediaEngine,
+};
+use switchboard::media::g711;
+use switchboard::media::port_pool::PortPool;
+use switchboard::media::prompt::Prompt;
+use switchboard::media::rtp::{RtpHeader, RtpPacket};
+use switchboard::media::sdp::{Codec, Direction, Negotiated};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sb-engine-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A "phone": a plain UDP socket for RTP.
+fn phone() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    s
+}
+
+struct Leg {
+    handle: LegHandle,
+    events: UnboundedReceiver<LegEvent>,
+    /// The leg's RTP address.
+    addr: SocketAddr,
+}
+
+fn open(
+    engine: &MediaEngine,
+    pool: &PortPool,
+    remote: SocketAddr,
+    codec: Codec,
+    te: Option<u8>,
+    near: Option<&Leg>,
+) -> Leg {
+    let (rtp, rtcp, lease) = {
+        let mut sockets = None;
+        let lease = pool
+            .allocate_bindable(|port| {
+                let rtp = UdpSocket::bind(("127.0.0.1", port));
+                let rtcp = UdpSocket::bind(("127.0.0.1", port + 1));
+                match (rtp, rtcp) {
+                    (Ok(a), Ok(b)) => {
+                        sockets = Some((a, b));
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .expect("a free port pair");
+        let (rtp, rtcp) = sockets.unwrap();
+        (rtp, rtcp, lease)
+    };
+    let addr = rtp.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let negotiated = Negotiated {
+        codec,
+        codec_pt: codec.payload_type(),
+        telephone_event_pt: te,
+        remote_rtp: remote,
+        remote_rtcp: SocketAddr::new(remote.ip(), remote.port() + 1),
+        direction: Direction::SendRecv,
+        held: false,
+        remote_ptime: None,
+        media_index: 0,
+    };
+    let handle = engine
+        .open_leg(LegSetup {
+            lease,
+            rtp,
+            rtcp,
+            negotiated,
+            events: tx,
+            near: near.map(|l| l.handle.id()),
+        })
+        .unwrap();
+    Leg {
+        handle,
+        events: rx,
+        addr,
+    }
+}
+
+fn next_event(
+    rx: &mut UnboundedReceiver<LegEvent>,
+    mut want: impl FnMut(&LegEventKind) -> bool,
+) -> LegEventKind {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok(ev) if want(&ev.kind) => return ev.kind,
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    panic!("event not seen within {WAIT:?}");
+}
+
+fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0; 12 + payload.len()];
+    RtpHeader {
+        marker,
+        payload_type: pt,
+        sequence: seq,
+        timestamp: ts,
+        ssrc,
+    }
+    .write_packet(payload, &mut buf)
+    .unwrap();
+    buf
+}
+
+fn rms(s: &[i16]) -> f64 {
+    (s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len().max(1) as f64).sqrt()
+}
+
+fn engine() -> MediaEngine {
+    MediaEngine::start(EngineConfig {
+        workers: 2,
+        ..EngineConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_prompt_arrives_frame_by_frame_on_the_20ms_grid() {
+    let dir = temp_dir("play");
+    let wav = dir.join("tone.wav");
+    // 0.5 s of 440 Hz at 16 kHz stereo: the loader converts it.
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    let mut source = Vec::new();
+    for n in 0..8000 {
+        let v = (2.0 * std::f64::consts::PI * 440.0 * f64::from(n) / 16_000.0).sin() * 10_000.0;
+        w.write_sample(v as i16).unwrap();
+        w.write_sample(v as i16).unwrap();
+        source.push(v as i16);
+    }
+    w.finalize().unwrap();
+    let prompt = Arc::new(Prompt::load(&wav, "tone").unwrap());
+    assert_eq!(prompt.frame_count(), 25);
+
+    let engine = engine();
+    let pool = PortPool::new(31000..=31999).unwrap();
+    let caller = phone();
+    let mut leg = open(
+        &engine,
+        &pool,
+        caller.local_addr().unwrap(),
+        Codec::Pcma,
+        None,
+        None,
+    );
+    let playing = leg.handle.play(vec![prompt.clone(), prompt], false, false);
+
+    let mut buf = [0u8; 1500];
+    let mut pcm = Vec::new();
+    let mut headers = Vec::new();
+    let mut arrivals = Vec::new();
+    while headers.len() < 50 {
+        let (n, from) = caller.recv_from(&mut buf).expect("a frame every 20 ms");
+        assert_eq!(from, leg.addr);
+        arrivals.push(Instant::now());
+        let p = RtpPacket::parse(&buf[..n]).unwrap();
+        headers.push((
+            p.marker(),
+            p.sequence(),
+            p.timestamp(),
+            p.ssrc(),
+            p.payload_type(),
+        ));
+        let mut frame = [0i16; 160];
+        g711::decode_alaw(p.payload(), &mut frame);
+        pcm.extend_from_slice(&frame[..p.payload().len().min(160)]);
+    }
+    assert!(matches!(
+        next_event(&mut leg.events, |k| matches!(k, LegEventKind::PlaybackFinished { .. })),
+        LegEventKind::PlaybackFinished { playback } if playback == playing
+    ));
+    // One stream: one SSRC, consecutive sequence numbers, timestamps 160
+    // apart, the marker only on the first packet (RFC 3550 §5.1).
+    let (_, seq0, ts0, ssrc, pt) = headers[0];
+    assert!(headers[0].0);
+    assert_eq!(pt, 8);
+    for (i, &(m, seq, ts, s, _)) in headers.iter().enumerate().skip(1) {
+        assert!(!m, "no marker inside one playback");
+        assert_eq!(seq, seq0.wrapping_add(i as u16));
+        assert_eq!(ts, ts0.wrapping_add(160 * i as u32));
+        assert_eq!(s, ssrc);
+    }
+    // 1 s of audio in 49 intervals of 20 ms (loose bounds: shared CPU).
+    let span = arrivals[49].duration_since(arrivals[0]);
+    assert!(
+        span > Duration::from_millis(900) && span < Duration::from_millis(1200),
+        "{span:?}"
+    );
+    // What arrived is the tone: same length, same energy (7071 rms).
+    assert_eq!(pcm.len(), 8000);
+    let level = rms(&pcm[400..3600]);
+    assert!((6500.0..7600.0).contains(&level), "rms {level}");
+    // Nothing more after the end.
+    assert!(caller.recv_from(&mut buf).is_err());
+
+    let stats = engine.stats();
+    assert!(stats.frames_sent >= 50);
+    let late = engine.lateness_total();
+    assert!(late.count >= 50);
+    assert!(late.p50 < Duration::from_millis(5), "{late:?}");
+
+    leg.handle.close();
+    let closed = next_event(&mut leg.events, |k| {
+        matches!(k, LegEventKind::Closed { .. })
+    });
+    let LegEventKind::Closed { stats } = closed else {
+        unreachable!()
+    };
+    assert_eq!(stats.frames_sent, 50);
+    // The port went back to the pool.
+    let deadline = Instant::now() + WAIT;
+    while pool.in_use() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(pool.in_use(), 0);
+}
+
+#[test]
+fn rfc4733_packets_become_one_digit_event() {
+    let engine = engine();
+    let pool = PortPool::new(32000..=32999).unwrap();
+    let caller = phone();
+    let mut leg = open(
+        &engine,
+        &pool,
+        caller.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        None,
+    );
+    // RFC 4733 §2.5.1: a '9' in three updates and three end packets.
+    for (i, (end, duration)) in [
+        (false, 160),
+        (false, 320),
+        (false, 480),
+        (true, 640),
+        (true, 640),
+        (true, 640),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ev = TelephoneEvent {
+            event: 9,
+            end,
+            reserved: false,
+            volume: 10,
+            duration,
+        }
+        .to_bytes();
+        caller
+            .send_to(
+                &rtp(101, 10 + i as u16, 4000, 0xABCD, i == 0, &ev),
+                leg.addr,
+            )
+            .unwrap();
+    }
+    let latched = next_event(&mut leg.events, |k| {
+        matches!(k, LegEventKind::RemoteLatched { .. })
+    });
+    assert!(
+        matches!(latched, LegEventKind::RemoteLatched { rtp } if rtp == caller.local_addr().unwrap())
+    );
+    let digit = next_event(&mut leg.events, |k| matches!(k, LegEventKind::Digit { .. }));
+    let LegEventKind::Digit {
+        digit,
+        source,
+        barged,
+    } = digit
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (digit.as_char(), source, barged),
+        ('9', DigitSource::Rfc4733, None)
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        std::iter::from_fn(|| leg.events.try_recv().ok())
+            .all(|e| !matches!(e.kind, LegEventKind::Digit { .. })),
+        "duplicates absorbed"
+    );
+    assert_eq!(engine.stats().digits, 1);
+}
+
+#[test]
+fn bridged_legs_relay_with_rewritten_headers_and_transcoding() {
+    let engine = engine();
+    let pool = PortPool::new(33000..=33999).unwrap();
+    let caller = phone();
+    let agent = phone();
+    let a = open(
+        &engine,
+        &pool,
+        caller.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        None,
+    );
+    let b = open(
+        &engine,
+        &pool,
+        agent.local_addr().unwrap(),
+        Codec::Pcma,
+        Some(96),
+        Some(&a),
+    );
+    assert_eq!(a.handle.id().worker(), b.handle.id().worker());
+    a.handle.bridge(&b.handle).unwrap();
+    // Let the bridge command land before media flows.
+    std::thread::sleep(Duration::from_millis(50));
+
+    let tone: Vec<i16> = (0..160)
+        .map(|n| ((n as f64 * 0.3).sin() * 9000.0) as i16)
+        .collect();
+    let mut ulaw = [0u8; 160];
+    g711::encode_ulaw(&tone, &mut ulaw);
+    let mut buf = [0u8; 1500];
+    let mut got = Vec::new();
+    for i in 0..5u16 {
+        let sent_at = Instant::now();
+        caller
+            .send_to(
+                &rtp(0, 100 + i, 8000 + 160 * u32::from(i), 0x1111, i == 0, &ulaw),
+                a.addr,
+            )
+            .unwrap();
+        let (n, from) = agent.recv_from(&mut buf).expect("relayed packet");
+        let delay = sent_at.elapsed();
+        assert_eq!(from, b.addr);
+        let p = RtpPacket::parse(&buf[..n]).unwrap();
+        got.push((
+            p.marker(),
+            p.sequence(),
+            p.timestamp(),
+            p.ssrc(),
+            p.payload_type(),
+            delay,
+        ));
+        let want: Vec<u8> = ulaw.iter().map(|&c| g711::ulaw_to_alaw(c)).collect();
+        assert_eq!(p.payload(), &want[..], "μ-law → A-law");
+    }
+    let (_, seq0, ts0, ssrc, _, _) = got[0];
+    assert!(got[0].0, "marker on the first relayed packet");
+    assert_ne!(ssrc, 0x1111, "the agent leg's own SSRC");
+    for (i, &(_, seq, ts, s, pt, delay)) in got.iter().enumerate() {
+        assert_eq!(pt, 8);
+        assert_eq!(s, ssrc);
+        assert_eq!(seq, seq0.wrapping_add(i as u16));
+        assert_eq!(ts, ts0.wrapping_add(160 * i as u32));
+        assert!(delay < Duration::from_millis(50), "{delay:?}");
+    }
+    // A digit from the caller goes to the agent as RFC 4733 with PT 96.
+    let ev = TelephoneEvent {
+        event: 1,
+        end: false,
+        reserved: false,
+        volume: 10,
+        duration: 160,
+    }
+    .to_bytes();
+    caller
+        .send_to(&rtp(101, 105, 8800, 0x1111, true, &ev), a.addr)
+        .unwrap();
+    let (n, _) = agent.recv_from(&mut buf).unwrap();
+    let p = RtpPacket::parse(&buf[..n]).unwrap();
+    assert_eq!(
+        (p.payload_type(), p.ssrc(), p.payload()),
+        (96, ssrc, &ev[..])
+    );
+    assert_eq!(p.timestamp(), ts0.wrapping_add(800));
+    assert!(engine.stats().packets_forwarded >= 6);
+
+    // And back: the agent speaks A-law, the caller hears μ-law.
+    let mut alaw = [0u8; 160];
+    g711::encode_alaw(&tone, &mut alaw);
+    agent
+        .send_to(&rtp(8, 1, 0, 0x2222, true, &alaw), b.addr)
+        .unwrap();
+    let (n, _) = caller.recv_from(&mut buf).unwrap();
+    let p = RtpPacket::parse(&buf[..n]).unwrap();
+    assert_eq!(p.payload_type(), 0);
+    let want: Vec<u8> = alaw.iter().map(|&c| g711::alaw_to_ulaw(c)).collect();
+    assert_eq!(p.payload(), &want[..]);
+
+    // Unbridged: nothing more is relayed.
+    a.handle.unbridge();
+    std::thread::sleep(Duration::from_millis(50));
+    caller
+        .send_to(&rtp(0, 106, 8960, 0x1111, false, &ulaw), a.addr)
+        .unwrap();
+    assert!(agent.recv_from(&mut buf).is_err());
+}
+
+#[test]
+fn a_stereo_recording_is_written_and_reported() {
+    let dir = temp_dir("rec");
+    let engine = engine();
+    let pool = PortPool::new(34000..=34999).unwrap();
+    let caller = phone();
+    let mut leg = open(
+        &engine,
+        &pool,
+        caller.local_addr().unwrap(),
+        Codec::Pcmu,
+        None,
+        None,
+    );
+    let path = dir.join("call.wav");
+    leg.handle
+        .start_recording(path.clone(), switchboard::media::recorder::Layout::Stereo);
+    let tone: Vec<i16> = (0..160 * 25)
+        .map(|n| ((n as f64 * 0.2).sin() * 8000.0) as i16)
+        .collect();
+    for (i, chunk) in tone.chunks(160).enumerate() {
+        let mut ulaw = [0u8; 160];
+        g711::encode_ulaw(chunk, &mut ulaw);
+        caller
+            .send_to(
+                &rtp(0, i as u16, 160 * i as u32, 7, i == 0, &ulaw),
+                leg.addr,
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    leg.handle.stop_recording();
+    let done = next_event(&mut leg.events, |k| {
+        matches!(k, LegEventKind::RecordingFinished(_))
+    });
+    let LegEventKind::RecordingFinished(Ok(info)) = done else {
+        panic!("{done:?}")
+    };
+    assert_eq!(info.path, path);
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    assert_eq!(reader.spec().channels, 2);
+    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    // About half a second, the caller's audio on the left.
+    assert!(left.len() >= 160 * 20, "{}", left.len());
+    assert!(rms(&left) > 3000.0, "{}", rms(&left));
+}
