@@ -111,6 +111,10 @@ pub enum RunError {
         dir: std::path::PathBuf,
         problems: Vec<String>,
     },
+    #[error("media engine: {0}")]
+    Media(#[source] media::engine::EngineError),
+    #[error("webhook client: {0}")]
+    Webhooks(#[source] ivr::webhook::WebhookError),
     #[error("RTP port range: {0}")]
     Ports(#[from] media::port_pool::PortPoolError),
 }
@@ -153,6 +157,10 @@ fn start_sip(
         media_ip: config.public_ip,
         bind_ip: sip_addr.ip(),
         ports,
+        engine: media::engine::MediaEngine::start(media::engine::EngineConfig::default())
+            .map_err(RunError::Media)?,
+        recordings: config.recordings.clone(),
+        webhooks: ivr::webhook::WebhookClient::new().map_err(RunError::Webhooks)?,
     });
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(SIP_INBOUND_QUEUE);
     let udp = Arc::new(sip_udp);

@@ -2,13 +2,25 @@
 //! dialog, the media offer/answer and (as they arrive) the flow, queue and
 //! thread. It runs in the span `call{call_id}`.
 
+mod session;
+
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use session::{Session, SessionEnd, SessionInputs};
 
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::ivr::interpreter::CallContext;
+use crate::ivr::model::Flow;
 use crate::ivr::numbers::FlowEntry;
+use crate::ivr::reload::LoadedFlows;
+use crate::ivr::webhook::WebhookClient;
+use crate::media::dtmf::info::parse_info_body;
+use crate::media::engine::{LegSetup, MediaEngine};
 use crate::media::port_pool::{PortLease, PortPool};
 use crate::media::sdp::{self, LocalMedia, Negotiated, SessionDescription};
 use crate::sip::dialog::{Dialog, LocalVia, hold_state, method_not_supported, new_tag};
@@ -27,6 +39,11 @@ pub struct CallServices {
     /// The address RTP sockets bind to.
     pub bind_ip: IpAddr,
     pub ports: PortPool,
+    /// Moves every call's RTP.
+    pub engine: MediaEngine,
+    /// Where voicemails and recordings are written.
+    pub recordings: PathBuf,
+    pub webhooks: WebhookClient,
 }
 
 /// A new inbound call.
@@ -35,6 +52,8 @@ pub struct CallSetup {
     pub invite: Request,
     pub source: Peer,
     pub flow: FlowEntry,
+    /// The flow version the call runs to its end (DESIGN §5 hot reload).
+    pub flows: Arc<LoadedFlows>,
     pub call_id: String,
 }
 
@@ -70,9 +89,9 @@ pub fn spawn_call(
 /// The media side of a call as far as signalling knows it: the leased
 /// port with its bound sockets, and what offer/answer agreed.
 struct MediaLeg {
-    lease: PortLease,
-    _rtp: UdpSocket,
-    _rtcp: UdpSocket,
+    /// The port and its bound sockets until the engine takes them.
+    reserved: Option<(PortLease, UdpSocket, UdpSocket)>,
+    port: u16,
     negotiated: Option<Negotiated>,
     session_id: u64,
     version: u64,
@@ -140,9 +159,8 @@ impl Call {
         };
         let session_id = u64::from(rand::random::<u32>());
         self.media = Some(MediaLeg {
-            lease,
-            _rtp: rtp,
-            _rtcp: rtcp,
+            port: lease.rtp_port(),
+            reserved: Some((lease, rtp, rtcp)),
             negotiated: None,
             session_id,
             version: session_id,
@@ -154,7 +172,7 @@ impl Call {
     fn local_media(&self, leg: &MediaLeg) -> LocalMedia {
         LocalMedia {
             addr: self.services.media_ip,
-            port: leg.lease.rtp_port(),
+            port: leg.port,
             session_id: leg.session_id,
             version: leg.version,
         }
@@ -264,31 +282,120 @@ impl Call {
         self.respond(tx, resp);
     }
 
+    /// Opens the caller's media leg in the engine and starts the flow.
+    fn start_session(&mut self) -> Option<(Session, SessionInputs)> {
+        let leg = self.media.as_mut()?;
+        let negotiated = leg.negotiated?;
+        let (lease, rtp, rtcp) = leg.reserved.take()?;
+        let (events, leg_events) = mpsc::unbounded_channel();
+        let handle = match self.services.engine.open_leg(LegSetup {
+            lease,
+            rtp,
+            rtcp,
+            negotiated,
+            events,
+            near: None,
+        }) {
+            Ok(h) => h,
+            Err(err) => {
+                tracing::error!(cause = %err, "cannot open the media leg");
+                return None;
+            }
+        };
+        let flows = self.setup.flows.clone();
+        let flow: Arc<Flow> = flows.set.flow(&self.setup.flow.name)?.clone();
+        let ctx = CallContext {
+            dialled: self.setup.invite.uri.user.clone().unwrap_or_default(),
+            ..CallContext::default()
+        };
+        Some(Session::start(
+            flows,
+            flow,
+            ctx,
+            handle,
+            self.services.recordings.clone(),
+            self.setup.call_id.clone(),
+            self.services.webhooks.clone(),
+            leg_events,
+            std::time::Instant::now(),
+        ))
+    }
+
     async fn confirmed(&mut self, dialog: &mut Dialog) -> &'static str {
+        let mut session: Option<Session> = None;
+        let mut leg_rx = None;
+        let mut hook_rx = None;
         loop {
-            let Some(event) = self.events.recv().await else {
-                return "endpoint gone";
-            };
-            match event {
-                CallEvent::Ack(ack) => {
-                    if self.media.as_ref().is_some_and(|m| m.negotiated.is_none())
-                        && !ack.body.is_empty()
-                    {
-                        self.read_late_answer(&ack.body);
+            let deadline = session
+                .as_ref()
+                .and_then(|s| s.poll_timeout())
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                event = self.events.recv() => {
+                    let Some(event) = event else { return "endpoint gone" };
+                    match event {
+                        CallEvent::Ack(ack) => {
+                            if self.media.as_ref().is_some_and(|m| m.negotiated.is_none())
+                                && !ack.body.is_empty()
+                            {
+                                self.read_late_answer(&ack.body);
+                            }
+                            tracing::debug!("ACK received");
+                            if session.is_none() {
+                                let Some((s, inputs)) = self.start_session() else {
+                                    return self.hang_up(dialog, "no usable media").await;
+                                };
+                                let SessionInputs { leg_events, webhook_replies } = inputs;
+                                session = Some(s);
+                                leg_rx = Some(leg_events);
+                                hook_rx = Some(webhook_replies);
+                            }
+                        }
+                        CallEvent::AckTimeout => {
+                            tracing::info!("no ACK for our 200; hanging up");
+                            return self.hang_up(dialog, "no ACK").await;
+                        }
+                        CallEvent::Request { tx, request } => {
+                            let digit = is_dtmf_info(&request);
+                            if let Some(end) = self.in_dialog(dialog, tx, request, session.as_ref()) {
+                                if let Some(s) = session.as_mut() {
+                                    s.handle_hangup(std::time::Instant::now());
+                                }
+                                return end;
+                            }
+                            if let (Some(digit), Some(s)) = (digit, session.as_ref()) {
+                                s.leg().dtmf_from_signalling(digit);
+                            }
+                        }
+                        CallEvent::Shutdown => return self.hang_up(dialog, "switch shutting down").await,
+                        CallEvent::Cancelled | CallEvent::Response(_) | CallEvent::RequestFailed(_) => {}
                     }
-                    tracing::debug!("ACK received");
                 }
-                CallEvent::AckTimeout => {
-                    tracing::info!("no ACK for our 200; hanging up");
-                    return self.hang_up(dialog, "no ACK").await;
-                }
-                CallEvent::Request { tx, request } => {
-                    if let Some(end) = self.in_dialog(dialog, tx, request) {
-                        return end;
+                Some(event) = recv_opt(leg_rx.as_mut()) => {
+                    if let Some(s) = session.as_mut() {
+                        s.handle_leg_event(event, std::time::Instant::now());
                     }
                 }
-                CallEvent::Shutdown => return self.hang_up(dialog, "switch shutting down").await,
-                CallEvent::Cancelled | CallEvent::Response(_) | CallEvent::RequestFailed(_) => {}
+                Some(reply) = recv_opt(hook_rx.as_mut()) => {
+                    if let Some(s) = session.as_mut() {
+                        s.handle_webhook_reply(reply, std::time::Instant::now());
+                    }
+                }
+                _ = sleep_until_opt(deadline) => {
+                    if let Some(s) = session.as_mut() {
+                        s.handle_timeout(std::time::Instant::now());
+                    }
+                }
+            }
+            if let Some(s) = session.as_ref()
+                && let Some(end) = s.finished()
+            {
+                tracing::debug!(path = %s.path_json(), "flow path");
+                let why = match end {
+                    SessionEnd::FlowDone => "flow ended",
+                    SessionEnd::MediaTimeout => "media timeout",
+                };
+                return self.hang_up(dialog, why).await;
             }
         }
     }
@@ -310,6 +417,7 @@ impl Call {
         dialog: &mut Dialog,
         tx: ServerTxId,
         request: Request,
+        session: Option<&Session>,
     ) -> Option<&'static str> {
         if let Err(err) = dialog.handle_request(&request) {
             self.respond(tx, err.response_to(&request));
@@ -336,7 +444,14 @@ impl Call {
                         leg.version += 1;
                     }
                     match self.negotiate(&request.body) {
-                        Ok(sdp) => Self::with_sdp(dialog.response(&request, 200, "OK"), &sdp),
+                        Ok(sdp) => {
+                            let negotiated = self.media.as_ref().and_then(|m| m.negotiated);
+                            if let (Some(s), Some(n)) = (session, negotiated) {
+                                s.leg().update(n);
+                                s.leg().hold(n.held);
+                            }
+                            Self::with_sdp(dialog.response(&request, 200, "OK"), &sdp)
+                        }
                         Err((status, reason)) => dialog.response(&request, status, reason),
                     }
                 };
@@ -407,4 +522,31 @@ fn dialog_to(
     let mut to = resp.headers.to()?;
     to.params.set("tag", Some(&dialog.id().local_tag));
     Ok(to.to_string())
+}
+
+/// Receives from an optional channel; pending forever when there is none.
+async fn recv_opt<T>(rx: Option<&mut mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The digit of a SIP INFO carrying DTMF (`application/dtmf-relay`,
+/// `application/dtmf`), if the request is one.
+fn is_dtmf_info(request: &Request) -> Option<crate::media::dtmf::Digit> {
+    if request.method != Method::Info {
+        return None;
+    }
+    let content_type = request.headers.get(&HeaderName::ContentType)?;
+    parse_info_body(content_type, &request.body)
+        .ok()
+        .map(|d| d.digit)
 }

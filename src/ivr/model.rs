@@ -38,6 +38,30 @@ pub struct FlowSet {
 }
 
 impl FlowSet {
+    /// Every sound the set can play: prompts of every flow action and the
+    /// queues' hold music, each once.
+    pub fn sounds(&self) -> std::collections::BTreeSet<&str> {
+        let mut out = std::collections::BTreeSet::new();
+        for flow in &self.flows {
+            for node in &flow.nodes {
+                let lists: [&[String]; 2] = match &node.action {
+                    Action::Play(p) => [&p.sounds, &[]],
+                    Action::Menu(m) => [&m.prompt, &m.invalid],
+                    Action::Collect(c) => [&c.prompt, &[]],
+                    Action::Voicemail(v) => [&v.greeting, &[]],
+                    _ => [&[], &[]],
+                };
+                out.extend(lists.into_iter().flatten().map(String::as_str));
+            }
+        }
+        for queue in self.queues.iter() {
+            if let Some(music) = &queue.music {
+                out.insert(music.name.as_str());
+            }
+        }
+        out
+    }
+
     /// Builds the set from validated parts (flow names are unique).
     pub fn new(flows: Vec<Flow>, queues: QueueSet, hours: HoursSet) -> FlowSet {
         let flows: Vec<Arc<Flow>> = flows.into_iter().map(Arc::new).collect();

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use super::model::FlowSet;
 use super::{Diagnostic, Severity, load_folder};
+use crate::media::prompt::PromptCache;
 
 /// Quiet time after the last file event before the folder is reloaded.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -37,6 +38,8 @@ pub struct LoadedFlows {
     pub loaded_at: DateTime<Utc>,
     /// What validation warned about (unreachable nodes, …).
     pub warnings: Vec<Diagnostic>,
+    /// Every sound this version plays, decoded and pre-encoded once.
+    pub prompts: PromptCache,
 }
 
 /// The running flow set, shared by the SIP endpoint, the calls and the API.
@@ -48,13 +51,14 @@ pub struct FlowsHandle {
 
 impl FlowsHandle {
     /// A handle holding `set` as version 1.
-    pub fn new(set: FlowSet, warnings: Vec<Diagnostic>) -> FlowsHandle {
+    pub fn new(set: FlowSet, prompts: PromptCache, warnings: Vec<Diagnostic>) -> FlowsHandle {
         FlowsHandle {
             inner: Arc::new(RwLock::new(Arc::new(LoadedFlows {
                 set: Arc::new(set),
                 version: 1,
                 loaded_at: Utc::now(),
                 warnings,
+                prompts,
             }))),
         }
     }
@@ -72,13 +76,19 @@ impl FlowsHandle {
     }
 
     /// Makes `set` the running version; returns it.
-    fn replace(&self, set: FlowSet, warnings: Vec<Diagnostic>) -> Arc<LoadedFlows> {
+    fn replace(
+        &self,
+        set: FlowSet,
+        prompts: PromptCache,
+        warnings: Vec<Diagnostic>,
+    ) -> Arc<LoadedFlows> {
         let mut slot = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let next = Arc::new(LoadedFlows {
             set: Arc::new(set),
             version: slot.version + 1,
             loaded_at: Utc::now(),
             warnings,
+            prompts,
         });
         *slot = next.clone();
         next
@@ -107,9 +117,16 @@ impl FlowReloader {
     /// Loads the folder for startup; on failure, every diagnostic (errors
     /// and warnings, sorted by position).
     pub fn load(flows_dir: &Path, sounds_dir: &Path) -> Result<FlowReloader, Vec<Diagnostic>> {
-        let (set, diagnostics) = load_folder(flows_dir, sounds_dir);
+        let (set, mut diagnostics) = load_folder(flows_dir, sounds_dir);
         let Some(set) = set else {
             return Err(diagnostics);
+        };
+        let prompts = match load_prompts(&set, sounds_dir, &PromptCache::default()) {
+            Ok(p) => p,
+            Err(errors) => {
+                diagnostics.extend(errors);
+                return Err(diagnostics);
+            }
         };
         for d in &diagnostics {
             warn!("{d}");
@@ -122,7 +139,7 @@ impl FlowReloader {
         Ok(FlowReloader {
             flows_dir: flows_dir.to_owned(),
             sounds_dir: sounds_dir.to_owned(),
-            handle: FlowsHandle::new(set, diagnostics),
+            handle: FlowsHandle::new(set, prompts, diagnostics),
             reloading: Mutex::new(()),
         })
     }
@@ -146,14 +163,25 @@ impl FlowReloader {
     /// (reads the folder): call it from `spawn_blocking` in async code.
     pub fn reload_now(&self) -> Result<ReloadReport, Vec<Diagnostic>> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        let (set, diagnostics) = load_folder(&self.flows_dir, &self.sounds_dir);
+        let (set, mut diagnostics) = load_folder(&self.flows_dir, &self.sounds_dir);
+        let running = self.handle.loaded();
+        let set =
+            set.and_then(
+                |set| match load_prompts(&set, &self.sounds_dir, &running.prompts) {
+                    Ok(prompts) => Some((set, prompts)),
+                    Err(errors) => {
+                        diagnostics.extend(errors);
+                        None
+                    }
+                },
+            );
         for d in &diagnostics {
             warn!("{d}");
         }
         match set {
-            Some(set) => {
+            Some((set, prompts)) => {
                 let (flows, numbers) = (set.len(), set.numbers().len());
-                let loaded = self.handle.replace(set, diagnostics);
+                let loaded = self.handle.replace(set, prompts, diagnostics);
                 info!(version = loaded.version, flows, numbers, "flows reloaded");
                 Ok(ReloadReport { loaded })
             }
@@ -171,6 +199,53 @@ impl FlowReloader {
             }
         }
     }
+}
+
+/// Sounds every version loads besides those the flows name, when present:
+/// the voicemail beep and the queue announcement phrases.
+const EXTRA_SOUND_DIRS: &[&str] = &["announce", "announce/numbers"];
+const EXTRA_SOUNDS: &[&str] = &["beep.wav"];
+
+/// Decodes every sound of `set` (reusing unchanged prompts of `previous`);
+/// a sound that cannot be decoded is an error of the version.
+fn load_prompts(
+    set: &FlowSet,
+    sounds_dir: &Path,
+    previous: &PromptCache,
+) -> Result<PromptCache, Vec<Diagnostic>> {
+    let mut names: Vec<String> = set.sounds().into_iter().map(str::to_owned).collect();
+    names.extend(
+        EXTRA_SOUNDS
+            .iter()
+            .filter(|n| sounds_dir.join(n).is_file())
+            .map(|n| (*n).to_owned()),
+    );
+    for dir in EXTRA_SOUND_DIRS {
+        let Ok(entries) = std::fs::read_dir(sounds_dir.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            if file.ends_with(".wav") && entry.path().is_file() {
+                names.push(format!("{dir}/{file}"));
+            }
+        }
+    }
+    previous
+        .reload(sounds_dir, names.iter().map(String::as_str))
+        .map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| Diagnostic {
+                    file: sounds_dir.to_owned(),
+                    line: 0,
+                    col: 0,
+                    severity: Severity::Error,
+                    message: e.to_string(),
+                })
+                .collect()
+        })
 }
 
 /// Why the folder watcher could not start.

@@ -47,21 +47,43 @@ impl Drop for Scratch {
 }
 
 /// The test flow folder: number 100 answers at once, 200 rings 3 s first,
-/// 300 is not public (callers must be trusted or authenticate).
+/// 300 is not public (callers must be trusted or authenticate). Each plays
+/// `tone.wav` as a menu prompt and waits 30 s for a key (1 hangs up), so a
+/// call stays up until the caller ends it.
 pub const TEST_FLOWS: &[(&str, &str)] = &[
     (
         "main.yaml",
-        "name: main\nnumbers: [\"100\", \"+14155550100\"]\nstart: bye\nnodes:\n  bye: { hangup: {} }\n",
+        "name: main\nnumbers: [\"100\", \"+14155550100\"]\n",
     ),
     (
         "ringing.yaml",
-        "name: ringing\nnumbers: [\"200\"]\nring: 3s\nstart: bye\nnodes:\n  bye: { hangup: {} }\n",
+        "name: ringing\nnumbers: [\"200\"]\nring: 3s\n",
     ),
     (
         "private.yaml",
-        "name: private\nnumbers: [\"300\"]\npublic: false\nstart: bye\nnodes:\n  bye: { hangup: {} }\n",
+        "name: private\nnumbers: [\"300\"]\npublic: false\n",
     ),
 ];
+
+/// The nodes every test flow shares.
+pub const TEST_NODES: &str = "start: wait\nnodes:\n  wait:\n    menu:\n      prompt: tone.wav\n      options: { \"1\": bye }\n      timeout: 30s\n      tries: 1\n      failure: bye\n  bye: { hangup: {} }\n";
+
+/// Writes a 1 s, 440 Hz, 8 kHz mono 16-bit WAV: the test prompt.
+pub fn write_tone(path: &Path) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create tone");
+    for n in 0..8000 {
+        let t = n as f32 / 8000.0;
+        w.write_sample(((t * 440.0 * std::f32::consts::TAU).sin() * 12000.0) as i16)
+            .expect("write tone");
+    }
+    w.finalize().expect("finalize tone");
+}
 
 /// A running switch.
 pub struct Switch {
@@ -82,10 +104,11 @@ impl Switch {
     /// (to add agents with the CLI, say).
     pub fn start_with(name: &str, extra: &[&str], prepare: impl FnOnce(&Scratch)) -> Switch {
         let dir = Scratch::new(name);
-        for (file, text) in TEST_FLOWS {
-            dir.write(&format!("flows/{file}"), text);
+        for (file, head) in TEST_FLOWS {
+            dir.write(&format!("flows/{file}"), &format!("{head}{TEST_NODES}"));
         }
         std::fs::create_dir_all(dir.path().join("sounds")).expect("sounds dir");
+        write_tone(&dir.path().join("sounds/tone.wav"));
         prepare(&dir);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         cmd.arg("serve")

@@ -439,6 +439,7 @@ fn start_call(
             invite: req,
             source,
             flow,
+            flows: endpoint.flows.loaded(),
             call_id,
         },
         events_rx,

@@ -1,0 +1,358 @@
+//! The answered part of a call: the flow run (sans-IO interpreter) driven by
+//! the caller's media leg (prompts, digits, recording) and by webhooks.
+//! Signalling stays in [`super::Call`]; this module turns the interpreter's
+//! actions into media commands and the leg's events into interpreter inputs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::ivr::interpreter::{
+    Action, CallContext, FlowRun, GiveUpReason, QueueOutcome, WallClock,
+    WebhookError as FlowWebhookError,
+};
+use crate::ivr::reload::LoadedFlows;
+use crate::ivr::webhook::{WebhookClient, WebhookError};
+use crate::media::engine::{LegEvent, LegEventKind, LegHandle, PlaybackId};
+use crate::media::prompt::Prompt;
+use crate::media::recorder::Layout;
+
+/// Why the session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The flow hung up or finished: the switch sends BYE.
+    FlowDone,
+    /// The caller's media stopped arriving.
+    MediaTimeout,
+}
+
+/// The voicemail steps the flow asked for.
+enum Voicemail {
+    Greeting { max: Duration, beep: bool },
+    Beep { max: Duration },
+    Recording { until: Instant },
+    Stopping,
+}
+
+/// The flow and media of one answered call.
+pub struct Session {
+    run: FlowRun,
+    leg: LegHandle,
+    flows: Arc<LoadedFlows>,
+    recordings: PathBuf,
+    call_id: String,
+    webhooks: WebhookClient,
+    webhook_tx:
+        mpsc::UnboundedSender<Result<serde_json::Map<String, serde_json::Value>, FlowWebhookError>>,
+    /// The playlist the flow is waiting on, if any.
+    playing: Option<PlaybackId>,
+    voicemail: Option<Voicemail>,
+    done: Option<SessionEnd>,
+}
+
+/// What the session waits for besides SIP: leg events and webhook replies.
+pub struct SessionInputs {
+    pub leg_events: mpsc::UnboundedReceiver<LegEvent>,
+    pub webhook_replies: mpsc::UnboundedReceiver<
+        Result<serde_json::Map<String, serde_json::Value>, FlowWebhookError>,
+    >,
+}
+
+/// A short 1 kHz tone when the sounds folder ships no `beep.wav`.
+fn synthetic_beep() -> Prompt {
+    let pcm = (0..3200)
+        .map(|n| {
+            let t = n as f32 / 8000.0;
+            ((t * 1000.0 * std::f32::consts::TAU).sin() * 8000.0) as i16
+        })
+        .collect();
+    Prompt::from_pcm("beep", pcm)
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        flows: Arc<LoadedFlows>,
+        flow: Arc<crate::ivr::model::Flow>,
+        ctx: CallContext,
+        leg: LegHandle,
+        recordings: PathBuf,
+        call_id: String,
+        webhooks: WebhookClient,
+        leg_events: mpsc::UnboundedReceiver<LegEvent>,
+        now: Instant,
+    ) -> (Session, SessionInputs) {
+        let clock = WallClock::new(now, chrono::Utc::now());
+        let mut run = FlowRun::new(flows.set.clone(), flow, ctx, clock, now);
+        run.handle_start(now);
+        let (webhook_tx, webhook_replies) = mpsc::unbounded_channel();
+        let mut session = Session {
+            run,
+            leg,
+            flows,
+            recordings,
+            call_id,
+            webhooks,
+            webhook_tx,
+            playing: None,
+            voicemail: None,
+            done: None,
+        };
+        session.drain(now);
+        (
+            session,
+            SessionInputs {
+                leg_events,
+                webhook_replies,
+            },
+        )
+    }
+
+    /// When the flow next needs [`Session::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let vm = match self.voicemail {
+            Some(Voicemail::Recording { until }) => Some(until),
+            _ => None,
+        };
+        [self.run.poll_timeout(), vm].into_iter().flatten().min()
+    }
+
+    /// Set once the call should end.
+    pub fn finished(&self) -> Option<SessionEnd> {
+        self.done
+    }
+
+    /// The path the caller took, for the call record.
+    pub fn path_json(&self) -> serde_json::Value {
+        self.run.path_json()
+    }
+
+    pub fn leg(&self) -> &LegHandle {
+        &self.leg
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(Voicemail::Recording { until }) = self.voicemail
+            && now >= until
+        {
+            self.leg.stop_recording();
+            self.voicemail = Some(Voicemail::Stopping);
+        }
+        self.run.handle_timeout(now);
+        self.drain(now);
+    }
+
+    /// The caller hung up.
+    pub fn handle_hangup(&mut self, now: Instant) {
+        if matches!(self.voicemail, Some(Voicemail::Recording { .. })) {
+            self.leg.stop_recording();
+        }
+        self.run.handle_hangup(now);
+        // Nothing more is sent to a caller who is gone.
+        while self.run.poll_action().is_some() {}
+    }
+
+    pub fn handle_webhook_reply(
+        &mut self,
+        reply: Result<serde_json::Map<String, serde_json::Value>, FlowWebhookError>,
+        now: Instant,
+    ) {
+        self.run.handle_webhook_reply(reply, now);
+        self.drain(now);
+    }
+
+    pub fn handle_leg_event(&mut self, event: LegEvent, now: Instant) {
+        match event.kind {
+            LegEventKind::PlaybackFinished { playback } => {
+                if self.playing != Some(playback) {
+                    return; // a playlist the flow already moved past
+                }
+                self.playing = None;
+                match self.voicemail.take() {
+                    Some(Voicemail::Greeting { max, beep }) => self.after_greeting(max, beep),
+                    Some(Voicemail::Beep { max }) => self.record(max, now),
+                    other => {
+                        self.voicemail = other;
+                        self.run.handle_prompt_finished(now);
+                    }
+                }
+            }
+            LegEventKind::Digit { digit, barged, .. } => {
+                if barged.is_some() && barged == self.playing {
+                    self.playing = None;
+                }
+                match self.voicemail {
+                    // A key ends the greeting or the message (`#` by habit).
+                    Some(Voicemail::Greeting { max, beep }) => {
+                        self.leg.stop();
+                        self.playing = None;
+                        self.voicemail = None;
+                        self.after_greeting(max, beep);
+                    }
+                    Some(Voicemail::Recording { .. }) => {
+                        self.leg.stop_recording();
+                        self.voicemail = Some(Voicemail::Stopping);
+                    }
+                    _ => self.run.handle_digit(digit.as_char(), now),
+                }
+            }
+            LegEventKind::RecordingFinished(result) => {
+                self.voicemail = None;
+                let path = match result {
+                    Ok(info) => {
+                        tracing::info!(seconds = info.duration.as_secs_f32(), "voicemail recorded");
+                        Some(info.path.display().to_string())
+                    }
+                    Err(err) => {
+                        tracing::error!(cause = %err, "voicemail recording failed");
+                        None
+                    }
+                };
+                self.run.handle_voicemail_done(path, now);
+            }
+            LegEventKind::MediaTimeout { silent_for } => {
+                tracing::info!(
+                    seconds = silent_for.as_secs(),
+                    "no media from the caller; hanging up"
+                );
+                self.done = Some(SessionEnd::MediaTimeout);
+                return;
+            }
+            LegEventKind::RemoteLatched { .. } | LegEventKind::Closed { .. } => {}
+        }
+        self.drain(now);
+    }
+
+    fn prompts(&self, names: &[String]) -> Vec<Arc<Prompt>> {
+        names
+            .iter()
+            .filter_map(|name| {
+                let prompt = self.flows.prompts.get(name);
+                if prompt.is_none() {
+                    tracing::warn!(%name, "sound not loaded; skipped");
+                }
+                prompt
+            })
+            .collect()
+    }
+
+    fn play(&mut self, prompts: Vec<Arc<Prompt>>, barge: bool) {
+        self.playing = Some(self.leg.play(prompts, barge, false));
+    }
+
+    fn after_greeting(&mut self, max: Duration, beep: bool) {
+        if beep {
+            let tone = self
+                .flows
+                .prompts
+                .get("beep.wav")
+                .unwrap_or_else(|| Arc::new(synthetic_beep()));
+            self.voicemail = Some(Voicemail::Beep { max });
+            self.play(vec![tone], false);
+        } else {
+            self.record(max, Instant::now());
+        }
+    }
+
+    fn record(&mut self, max: Duration, now: Instant) {
+        let file = format!(
+            "voicemail-{}-{}.wav",
+            crate::store::now_ms(),
+            sanitize(&self.call_id)
+        );
+        self.leg
+            .start_recording(self.recordings.join(file), Layout::Mono);
+        self.voicemail = Some(Voicemail::Recording { until: now + max });
+    }
+
+    /// Carries out every action the run has queued.
+    fn drain(&mut self, now: Instant) {
+        while let Some(action) = self.run.poll_action() {
+            match action {
+                Action::Play { sounds, barge } => {
+                    let prompts = self.prompts(&sounds);
+                    self.play(prompts, barge);
+                }
+                Action::StopPlayback => {
+                    self.leg.stop();
+                    self.playing = None;
+                }
+                Action::Enqueue { queue, priority } => {
+                    // Agents and queues come with the routing engine; until
+                    // then no agent can take the call and the flow goes on
+                    // through the queue node's `next`.
+                    tracing::info!(queue = &*queue, priority, "queue has no agents yet");
+                    self.run.handle_queue_result(
+                        QueueOutcome::GaveUp {
+                            reason: GiveUpReason::NoAgents,
+                        },
+                        now,
+                    );
+                }
+                Action::Transfer { .. } => {
+                    tracing::info!("transfers are not available yet");
+                    self.run.handle_transfer_result(false, now);
+                }
+                Action::RecordVoicemail {
+                    greeting,
+                    max,
+                    beep,
+                } => {
+                    let prompts = self.prompts(&greeting);
+                    if prompts.is_empty() {
+                        self.after_greeting(max, beep);
+                    } else {
+                        self.voicemail = Some(Voicemail::Greeting { max, beep });
+                        self.play(prompts, true);
+                    }
+                }
+                Action::CallWebhook { url, body, timeout } => {
+                    let client = self.webhooks.clone();
+                    let back = self.webhook_tx.clone();
+                    let url = url.to_string();
+                    tokio::spawn(async move {
+                        let reply = client.call(&url, &body, timeout).await.map_err(flow_error);
+                        if let Err(err) = &reply {
+                            tracing::debug!(cause = %err, "webhook failed");
+                        }
+                        let _ = back.send(reply);
+                    });
+                }
+                Action::HangUp | Action::Finished => {
+                    self.done = Some(SessionEnd::FlowDone);
+                }
+            }
+        }
+    }
+}
+
+/// The interpreter only needs to know the kind of failure.
+fn flow_error(err: WebhookError) -> FlowWebhookError {
+    match err {
+        WebhookError::Timeout(_) => FlowWebhookError::Timeout,
+        WebhookError::InvalidUrl
+        | WebhookError::UnsupportedScheme(_)
+        | WebhookError::Request(_) => FlowWebhookError::Unreachable,
+        WebhookError::Status(code) => FlowWebhookError::Status(code),
+        WebhookError::TooLarge | WebhookError::NotJson(_) | WebhookError::NotObject => {
+            FlowWebhookError::BadReply
+        }
+    }
+}
+
+/// A Call-ID made safe for a file name.
+fn sanitize(call_id: &str) -> String {
+    call_id
+        .chars()
+        .take(48)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
