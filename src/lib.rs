@@ -161,6 +161,7 @@ fn start_sip(
             .map_err(RunError::Media)?,
         recordings: config.recordings.clone(),
         webhooks: ivr::webhook::WebhookClient::new().map_err(RunError::Webhooks)?,
+        store: state.store.clone(),
     });
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(SIP_INBOUND_QUEUE);
     let udp = Arc::new(sip_udp);

@@ -2,6 +2,7 @@
 //! dialog, the media offer/answer and (as they arrive) the flow, queue and
 //! thread. It runs in the span `call{call_id}`.
 
+mod agent;
 mod session;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -44,6 +45,8 @@ pub struct CallServices {
     /// Where voicemails and recordings are written.
     pub recordings: PathBuf,
     pub webhooks: WebhookClient,
+    /// Agents' extensions, for transfers to an extension.
+    pub store: crate::store::Store,
 }
 
 /// A new inbound call.
@@ -282,6 +285,58 @@ impl Call {
         self.respond(tx, resp);
     }
 
+    /// Where a transfer goes (DESIGN §5 `transfer`): an agent's newest
+    /// registration (by login or extension), or a `sip:` URI whose host is
+    /// an IP address. `None` when the target cannot be reached now.
+    async fn transfer_target(
+        &self,
+        target: &crate::ivr::model::TransferTarget,
+    ) -> Option<(String, Uri, Peer)> {
+        use crate::ivr::model::TransferTarget;
+        let login = match target {
+            TransferTarget::Agent(login) => login.clone(),
+            TransferTarget::Extension(ext) => {
+                let agents = self.services.store.agents().list().await.ok()?;
+                agents
+                    .into_iter()
+                    .find(|a| a.extension.as_deref() == Some(ext.as_str()))?
+                    .login
+            }
+            TransferTarget::Uri(text) => {
+                let uri = Uri::parse(text).ok()?;
+                let ip: IpAddr = uri
+                    .host
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse()
+                    .ok()?;
+                let transport = if uri
+                    .params
+                    .get("transport")
+                    .flatten()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("tcp"))
+                {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                };
+                let dest = Peer {
+                    transport,
+                    addr: SocketAddr::new(ip, uri.port.unwrap_or(5060)),
+                };
+                let login = uri.user.clone().unwrap_or_default();
+                return Some((login, uri, dest));
+            }
+        };
+        let (reply, contacts) = tokio::sync::oneshot::channel();
+        let _ = self.commands.send(EndpointCommand::Contacts {
+            login: login.clone(),
+            reply,
+        });
+        let bindings = contacts.await.ok()?;
+        let newest = bindings.into_iter().max_by_key(|b| b.expires_at)?;
+        Some((login, newest.contact.uri, newest.source))
+    }
+
     /// Opens the caller's media leg in the engine and starts the flow.
     fn start_session(&mut self) -> Option<(Session, SessionInputs)> {
         let leg = self.media.as_mut()?;
@@ -325,6 +380,11 @@ impl Call {
         let mut session: Option<Session> = None;
         let mut leg_rx = None;
         let mut hook_rx = None;
+        // A transfer in progress or done: the agent leg's control and news,
+        // and its media once it answered.
+        let mut agent: Option<mpsc::UnboundedSender<agent::AgentControl>> = None;
+        let mut agent_rx: Option<mpsc::UnboundedReceiver<agent::AgentEvent>> = None;
+        let mut agent_leg: Option<crate::media::engine::LegHandle> = None;
         loop {
             let deadline = session
                 .as_ref()
@@ -361,14 +421,64 @@ impl Call {
                                 if let Some(s) = session.as_mut() {
                                     s.handle_hangup(std::time::Instant::now());
                                 }
+                                if let Some(control) = &agent {
+                                    let _ = control.send(agent::AgentControl::End);
+                                }
                                 return end;
                             }
                             if let (Some(digit), Some(s)) = (digit, session.as_ref()) {
                                 s.leg().dtmf_from_signalling(digit);
                             }
                         }
-                        CallEvent::Shutdown => return self.hang_up(dialog, "switch shutting down").await,
+                        CallEvent::Shutdown => {
+                            if let Some(control) = &agent {
+                                let _ = control.send(agent::AgentControl::End);
+                            }
+                            return self.hang_up(dialog, "switch shutting down").await;
+                        }
                         CallEvent::Cancelled | CallEvent::Response(_) | CallEvent::RequestFailed(_) => {}
+                    }
+                }
+                Some(event) = recv_opt(agent_rx.as_mut()) => {
+                    let now = std::time::Instant::now();
+                    match event {
+                        agent::AgentEvent::Ringing => tracing::debug!("transfer target ringing"),
+                        agent::AgentEvent::Answered(leg) => {
+                            let bridged = session.as_ref().map(|s| s.leg().bridge(&leg));
+                            match bridged {
+                                Some(Ok(())) => {
+                                    tracing::info!("bridged to the transfer target");
+                                    agent_leg = Some(leg);
+                                    if let Some(s) = session.as_mut() {
+                                        s.handle_transfer_result(true, now);
+                                    }
+                                }
+                                other => {
+                                    if let Some(Err(err)) = other {
+                                        tracing::error!(cause = %err, "cannot bridge the legs");
+                                    }
+                                    if let Some(control) = agent.take() {
+                                        let _ = control.send(agent::AgentControl::End);
+                                    }
+                                    agent_rx = None;
+                                    if let Some(s) = session.as_mut() {
+                                        s.handle_transfer_result(false, now);
+                                    }
+                                }
+                            }
+                        }
+                        agent::AgentEvent::Failed { status } => {
+                            tracing::info!(?status, "transfer failed");
+                            agent = None;
+                            agent_rx = None;
+                            if let Some(s) = session.as_mut() {
+                                s.handle_transfer_result(false, now);
+                            }
+                        }
+                        agent::AgentEvent::Ended => {
+                            drop(agent_leg.take());
+                            return self.hang_up(dialog, "transfer target hung up").await;
+                        }
                     }
                 }
                 Some(event) = recv_opt(leg_rx.as_mut()) => {
@@ -386,6 +496,44 @@ impl Call {
                         s.handle_timeout(std::time::Instant::now());
                     }
                 }
+            }
+            if let Some(s) = session.as_mut()
+                && let Some((target, timeout)) = s.take_transfer()
+            {
+                let near = s.leg().id();
+                match self.transfer_target(&target).await {
+                    Some((login, contact, dest)) => {
+                        let caller = self
+                            .setup
+                            .invite
+                            .headers
+                            .from()
+                            .ok()
+                            .and_then(|f| f.uri.user.clone());
+                        let (control, events) = agent::dial(
+                            self.services.clone(),
+                            self.commands.clone(),
+                            agent::AgentDial {
+                                login,
+                                contact,
+                                dest,
+                                caller,
+                                ring_timeout: timeout,
+                                near,
+                            },
+                        );
+                        agent = Some(control);
+                        agent_rx = Some(events);
+                    }
+                    None => {
+                        tracing::info!(?target, "transfer target not reachable");
+                        s.handle_transfer_result(false, std::time::Instant::now());
+                    }
+                }
+            }
+            if agent_leg.is_some() {
+                // Bridged: the flow is over; the call lasts until a side hangs up.
+                continue;
             }
             if let Some(s) = session.as_ref()
                 && let Some(end) = s.finished()

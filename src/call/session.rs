@@ -13,6 +13,7 @@ use crate::ivr::interpreter::{
     Action, CallContext, FlowRun, GiveUpReason, QueueOutcome, WallClock,
     WebhookError as FlowWebhookError,
 };
+use crate::ivr::model::TransferTarget;
 use crate::ivr::reload::LoadedFlows;
 use crate::ivr::webhook::{WebhookClient, WebhookError};
 use crate::media::engine::{LegEvent, LegEventKind, LegHandle, PlaybackId};
@@ -48,6 +49,8 @@ pub struct Session {
         mpsc::UnboundedSender<Result<serde_json::Map<String, serde_json::Value>, FlowWebhookError>>,
     /// The playlist the flow is waiting on, if any.
     playing: Option<PlaybackId>,
+    /// A transfer the flow asked for, for the call task to dial.
+    transfer: Option<(TransferTarget, Duration)>,
     voicemail: Option<Voicemail>,
     done: Option<SessionEnd>,
 }
@@ -97,6 +100,7 @@ impl Session {
             webhooks,
             webhook_tx,
             playing: None,
+            transfer: None,
             voicemail: None,
             done: None,
         };
@@ -131,6 +135,28 @@ impl Session {
 
     pub fn leg(&self) -> &LegHandle {
         &self.leg
+    }
+
+    /// The transfer the flow asked for (once).
+    pub fn take_transfer(&mut self) -> Option<(TransferTarget, Duration)> {
+        self.transfer.take()
+    }
+
+    /// The transfer reached its target (`true`, the call is now bridged)
+    /// or failed (the flow goes on through the node's `next`).
+    pub fn handle_transfer_result(&mut self, ok: bool, now: Instant) {
+        if ok {
+            // Whatever plays stops: the caller now hears the target.
+            self.leg.stop();
+            self.playing = None;
+        }
+        self.run.handle_transfer_result(ok, now);
+        if ok {
+            // The flow is over; the bridge, not the flow, decides the end.
+            while self.run.poll_action().is_some() {}
+        } else {
+            self.drain(now);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -291,9 +317,8 @@ impl Session {
                         now,
                     );
                 }
-                Action::Transfer { .. } => {
-                    tracing::info!("transfers are not available yet");
-                    self.run.handle_transfer_result(false, now);
+                Action::Transfer { target, timeout } => {
+                    self.transfer = Some(((*target).clone(), timeout));
                 }
                 Action::RecordVoicemail {
                     greeting,

@@ -271,6 +271,29 @@ pub fn sipp(switch: &Switch, args: &[&str]) -> Output {
         .expect("run sipp")
 }
 
+/// Like [`sipp`], from a given local SIP port (a phone that registered
+/// from that port and answers there later).
+pub fn sipp_from(switch: &Switch, local_port: &str, args: &[&str]) -> Output {
+    let dir = switch.dir.path().join("sipp");
+    std::fs::create_dir_all(&dir).expect("sipp dir");
+    Command::new("sipp")
+        .current_dir(&dir)
+        .arg(switch.sip.to_string())
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
+        .args([
+            "-p",
+            local_port,
+            "-mp",
+            &free_port().to_string(),
+            "-cp",
+            &free_port().to_string(),
+        ])
+        .args(["-timeout", "30s", "-timeout_error", "-trace_err"])
+        .args(args)
+        .output()
+        .expect("run sipp")
+}
+
 /// Path of a scenario under tests/sipp/.
 pub fn scenario(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -75,7 +75,9 @@ enum Internal {
 
 struct CallEntry {
     events: mpsc::UnboundedSender<CallEvent>,
-    invite_tx: ServerTxId,
+    /// The INVITE server transaction of an inbound call; `None` for a call
+    /// the switch placed (to an agent).
+    invite_tx: Option<ServerTxId>,
 }
 
 struct State {
@@ -87,6 +89,8 @@ struct State {
     client_txs: HashMap<ClientTxId, (String, CSeq)>,
     transport: TransportHandle,
     commands_tx: mpsc::UnboundedSender<EndpointCommand>,
+    /// Where agents' registration changes go (the queues follow them).
+    presence: Option<mpsc::UnboundedSender<BindingEvent>>,
     shutting_down: bool,
 }
 
@@ -120,6 +124,7 @@ pub async fn run_endpoint(
         client_txs: HashMap::new(),
         transport,
         commands_tx,
+        presence: None,
         shutting_down: false,
     };
     tokio::pin!(shutdown);
@@ -180,9 +185,12 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 /// Sends what the layer queued and hands its events to the calls.
 async fn flush(state: &mut State) {
     while let Some(event) = state.registrar.poll_event() {
-        match event {
+        match &event {
             BindingEvent::Registered { login } => tracing::info!(%login, "agent registered"),
             BindingEvent::Unregistered { login } => tracing::info!(%login, "agent unregistered"),
+        }
+        if let Some(presence) = &state.presence {
+            let _ = presence.send(event);
         }
     }
     while let Some(t) = state.layer.poll_transmit() {
@@ -429,7 +437,7 @@ fn start_call(
         call_id.clone(),
         CallEntry {
             events: events_tx,
-            invite_tx: tx,
+            invite_tx: Some(tx),
         },
     );
     spawn_call(
@@ -460,7 +468,7 @@ fn handle_cancel(
         .call_id()
         .ok()
         .and_then(|c| state.calls.get(c))
-        .filter(|call| Some(call.invite_tx) == cancelled);
+        .filter(|call| call.invite_tx.is_some() && call.invite_tx == cancelled);
     match call {
         Some(call) => {
             let _ = call.events.send(CallEvent::Cancelled);
@@ -496,6 +504,44 @@ fn handle_command(state: &mut State, now: std::time::Instant, cmd: EndpointComma
             }
         }
         EndpointCommand::Ack { request, dest } => state.layer.send_ack(&request, dest),
+        EndpointCommand::Originate {
+            call_id,
+            request,
+            dest,
+            events,
+        } => {
+            state.calls.insert(
+                call_id.clone(),
+                CallEntry {
+                    events,
+                    invite_tx: None,
+                },
+            );
+            handle_command(
+                state,
+                now,
+                EndpointCommand::Send {
+                    call_id,
+                    request,
+                    dest,
+                },
+            );
+        }
+        EndpointCommand::Cancel { call_id } => {
+            let invite = state
+                .client_txs
+                .iter()
+                .find(|(_, (c, cseq))| *c == call_id && cseq.method == Method::Invite)
+                .map(|(tx, _)| *tx);
+            if let Some(tx) = invite
+                && let Err(err) = state.layer.cancel(now, tx)
+            {
+                tracing::debug!(cause = %err, "CANCEL not sent");
+            }
+        }
+        EndpointCommand::Contacts { login, reply } => {
+            let _ = reply.send(state.registrar.contacts(&login));
+        }
         EndpointCommand::Ended { call_id } => {
             state.calls.remove(&call_id);
             state.client_txs.retain(|_, (c, _)| *c != call_id);

@@ -48,6 +48,22 @@ pub enum EndpointCommand {
     },
     /// Send an ACK for a 2xx (no transaction).
     Ack { request: Request, dest: Peer },
+    /// Place a call (to an agent): the INVITE goes out in a client
+    /// transaction, and responses and in-dialog requests for `call_id` come
+    /// back on `events`.
+    Originate {
+        call_id: String,
+        request: Request,
+        dest: Peer,
+        events: tokio::sync::mpsc::UnboundedSender<CallEvent>,
+    },
+    /// Cancel the pending INVITE the switch sent for `call_id` (§9.1).
+    Cancel { call_id: String },
+    /// The live registrations of an agent (its reachable devices).
+    Contacts {
+        login: String,
+        reply: tokio::sync::oneshot::Sender<Vec<crate::sip::registrar::Binding>>,
+    },
     /// The call is over: forget it.
     Ended { call_id: String },
 }

@@ -1,0 +1,348 @@
+//! The switch's own call to an agent's phone (B2BUA, DESIGN §3): a UAC
+//! INVITE with an SDP offer to one registered contact (RFC 3261 §13.2), the
+//! agent's dialog, and a media leg on the caller's worker so the two can be
+//! bridged. It runs as its own task; the caller's call task talks to it
+//! through [`AgentControl`] and hears from it through [`AgentEvent`].
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::CallServices;
+use crate::media::engine::{LegHandle, LegId, LegSetup};
+use crate::media::sdp::{self, LocalMedia, SessionDescription};
+use crate::sip::dialog::{Dialog, LocalVia, new_branch, new_tag};
+use crate::sip::endpoint::{CallEvent, EndpointCommand};
+use crate::sip::message::{HeaderName, Headers, Method, NameAddr, Request, Response, Uri};
+
+/// How long the agent leg waits for the answer to its BYE or CANCEL.
+const END_WAIT: Duration = Duration::from_secs(4);
+
+/// Who to call and on whose behalf.
+pub struct AgentDial {
+    /// Shown in To: the agent login, or the user part of a dialled URI.
+    pub login: String,
+    /// The device's address (a registered Contact, or a transfer URI).
+    pub contact: Uri,
+    /// Where requests go: the registration's source (phones behind NAT).
+    pub dest: crate::sip::peer::Peer,
+    /// The caller's number, shown to the agent (From display and
+    /// P-Asserted-Identity).
+    pub caller: Option<String>,
+    /// How long the phone may ring.
+    pub ring_timeout: Duration,
+    /// The caller's media leg: the agent's leg goes on the same worker.
+    pub near: LegId,
+}
+
+/// News from the agent leg.
+#[derive(Debug)]
+pub enum AgentEvent {
+    Ringing,
+    /// The agent answered; its media leg is open.
+    Answered(LegHandle),
+    /// The agent's phone refused, did not answer in time, or failed.
+    Failed {
+        status: Option<u16>,
+    },
+    /// The agent hung up (or the leg ended) after answering.
+    Ended,
+}
+
+/// What the caller's task can ask of the agent leg.
+#[derive(Debug, Clone, Copy)]
+pub enum AgentControl {
+    /// Stop ringing / hang up.
+    End,
+}
+
+/// Starts the agent leg; events come back on the returned receiver.
+pub fn dial(
+    services: Arc<CallServices>,
+    commands: mpsc::UnboundedSender<EndpointCommand>,
+    dial: AgentDial,
+) -> (
+    mpsc::UnboundedSender<AgentControl>,
+    mpsc::UnboundedReceiver<AgentEvent>,
+) {
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let span = tracing::info_span!("agent_leg", agent = %dial.login);
+    tokio::spawn(
+        async move {
+            let call_id = format!("{}-agent@switchboard", new_tag());
+            let mut leg = AgentLeg {
+                services,
+                commands,
+                call_id,
+                control: control_rx,
+                to_caller: events_tx,
+            };
+            leg.run(dial).await;
+            let _ = leg.commands.send(EndpointCommand::Ended {
+                call_id: leg.call_id.clone(),
+            });
+        }
+        .instrument(span),
+    );
+    (control_tx, events_rx)
+}
+
+struct AgentLeg {
+    services: Arc<CallServices>,
+    commands: mpsc::UnboundedSender<EndpointCommand>,
+    call_id: String,
+    control: mpsc::UnboundedReceiver<AgentControl>,
+    to_caller: mpsc::UnboundedSender<AgentEvent>,
+}
+
+impl AgentLeg {
+    fn tell(&self, event: AgentEvent) {
+        let _ = self.to_caller.send(event);
+    }
+
+    async fn run(&mut self, dial: AgentDial) {
+        let services = self.services.clone();
+        let bind_ip = services.bind_ip;
+        let leased = services.ports.allocate_with(|port| {
+            let rtp = UdpSocket::bind((bind_ip, port)).ok()?;
+            let rtcp = UdpSocket::bind((bind_ip, port + 1)).ok()?;
+            Some((rtp, rtcp))
+        });
+        let Some((lease, (rtp, rtcp))) = leased else {
+            tracing::warn!("no free RTP port for the agent leg");
+            return self.tell(AgentEvent::Failed { status: None });
+        };
+        let session_id = u64::from(rand::random::<u32>());
+        let local = LocalMedia {
+            addr: services.media_ip,
+            port: lease.rtp_port(),
+            session_id,
+            version: session_id,
+        };
+        let invite = self.invite(&dial, &sdp::offer(&local).to_string());
+        let dest = dial.dest;
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let _ = self.commands.send(EndpointCommand::Originate {
+            call_id: self.call_id.clone(),
+            request: invite.clone(),
+            dest,
+            events: events_tx,
+        });
+        let via = LocalVia::new(services.advertised.to_string(), dest.transport);
+        let ring = tokio::time::sleep(dial.ring_timeout);
+        tokio::pin!(ring);
+        let mut cancelled = false;
+        // Until the final response.
+        let (mut dialog, ok) = loop {
+            tokio::select! {
+                _ = &mut ring, if !cancelled => {
+                    tracing::info!("agent did not answer in time");
+                    cancelled = true;
+                    let _ = self.commands.send(EndpointCommand::Cancel { call_id: self.call_id.clone() });
+                }
+                control = self.control.recv() => {
+                    if matches!(control, Some(AgentControl::End) | None) && !cancelled {
+                        cancelled = true;
+                        let _ = self.commands.send(EndpointCommand::Cancel { call_id: self.call_id.clone() });
+                    }
+                }
+                event = events.recv() => match event {
+                    None => return self.tell(AgentEvent::Failed { status: None }),
+                    Some(CallEvent::Response(resp)) if resp.is_provisional() => {
+                        if resp.status >= 180 {
+                            self.tell(AgentEvent::Ringing);
+                        }
+                    }
+                    Some(CallEvent::Response(resp)) if resp.is_success() => {
+                        match Dialog::new_uac(&invite, &resp) {
+                            Ok(d) => break (d, resp),
+                            Err(err) => {
+                                tracing::debug!(cause = %err, "unusable 2xx from the agent");
+                                return self.tell(AgentEvent::Failed { status: Some(resp.status) });
+                            }
+                        }
+                    }
+                    Some(CallEvent::Response(resp)) => {
+                        tracing::info!(status = resp.status, "agent leg refused");
+                        return self.tell(AgentEvent::Failed { status: Some(resp.status) });
+                    }
+                    Some(CallEvent::RequestFailed(_)) => {
+                        tracing::info!("agent's phone did not respond");
+                        return self.tell(AgentEvent::Failed { status: None });
+                    }
+                    Some(_) => {}
+                }
+            }
+        };
+        // §13.2.2.4: ACK the 2xx (also when we meant to cancel: then BYE).
+        self.ack(&dialog, &ok, &via, dest);
+        let negotiated = SessionDescription::parse(&ok.body).and_then(|a| sdp::read_answer(&a));
+        let negotiated = match negotiated {
+            Ok(n) if !cancelled => n,
+            other => {
+                if let Err(err) = other {
+                    tracing::info!(cause = %err, "agent answered without usable media");
+                }
+                self.bye(&mut dialog, &via, dest, &mut events).await;
+                return self.tell(AgentEvent::Failed {
+                    status: Some(ok.status),
+                });
+            }
+        };
+        let (media_tx, _media_rx) = mpsc::unbounded_channel();
+        let leg = match services.engine.open_leg(LegSetup {
+            lease,
+            rtp,
+            rtcp,
+            negotiated,
+            events: media_tx,
+            near: Some(dial.near),
+        }) {
+            Ok(leg) => leg,
+            Err(err) => {
+                tracing::error!(cause = %err, "cannot open the agent's media leg");
+                self.bye(&mut dialog, &via, dest, &mut events).await;
+                return self.tell(AgentEvent::Failed { status: None });
+            }
+        };
+        tracing::info!("agent answered");
+        self.tell(AgentEvent::Answered(leg));
+        // Until either side hangs up.
+        loop {
+            tokio::select! {
+                control = self.control.recv() => {
+                    if matches!(control, Some(AgentControl::End) | None) {
+                        self.bye(&mut dialog, &via, dest, &mut events).await;
+                        return self.tell(AgentEvent::Ended);
+                    }
+                }
+                event = events.recv() => match event {
+                    None => return self.tell(AgentEvent::Ended),
+                    Some(CallEvent::Response(resp)) if resp.is_success() => {
+                        // A retransmitted 2xx: ACK it again.
+                        self.ack(&dialog, &resp, &via, dest);
+                    }
+                    Some(CallEvent::Request { tx, request }) => {
+                        let ends = request.method == Method::Bye;
+                        let resp = match dialog.handle_request(&request) {
+                            Ok(()) => dialog.response(&request, 200, "OK"),
+                            Err(err) => err.response_to(&request),
+                        };
+                        let _ = self.commands.send(EndpointCommand::Respond { tx, response: resp });
+                        if ends {
+                            tracing::info!("agent hung up");
+                            return self.tell(AgentEvent::Ended);
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+
+    fn ack(&self, dialog: &Dialog, ok: &Response, via: &LocalVia, dest: crate::sip::peer::Peer) {
+        match dialog.ack_for(ok, via) {
+            Ok(ack) => {
+                let _ = self
+                    .commands
+                    .send(EndpointCommand::Ack { request: ack, dest });
+            }
+            Err(err) => tracing::debug!(cause = %err, "cannot build ACK"),
+        }
+    }
+
+    async fn bye(
+        &self,
+        dialog: &mut Dialog,
+        via: &LocalVia,
+        dest: crate::sip::peer::Peer,
+        events: &mut mpsc::UnboundedReceiver<CallEvent>,
+    ) {
+        let Ok(bye) = dialog.request(Method::Bye, via) else {
+            return;
+        };
+        let _ = self.commands.send(EndpointCommand::Send {
+            call_id: self.call_id.clone(),
+            request: bye,
+            dest,
+        });
+        let _ = tokio::time::timeout(END_WAIT, async {
+            while let Some(event) = events.recv().await {
+                match event {
+                    CallEvent::Response(r)
+                        if r.status >= 200
+                            && r.headers.cseq().is_ok_and(|c| c.method == Method::Bye) =>
+                    {
+                        return;
+                    }
+                    CallEvent::RequestFailed(_) => return,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+    }
+
+    /// The INVITE to the agent's device (RFC 3261 §8.1.1).
+    fn invite(&self, dial: &AgentDial, sdp: &str) -> Request {
+        let s = &self.services;
+        let host = s.advertised.ip().to_string();
+        let transport = dial.dest.transport;
+        let caller_user = dial
+            .caller
+            .clone()
+            .unwrap_or_else(|| "anonymous".to_owned());
+        let from = NameAddr {
+            display: dial.caller.clone(),
+            uri: Uri::sip(Some(&caller_user), &host, None),
+            params: {
+                let mut p = crate::sip::message::Params::default();
+                p.set("tag", Some(&new_tag()));
+                p
+            },
+        };
+        let to = NameAddr {
+            display: None,
+            uri: Uri::sip(Some(&dial.login), &host, None),
+            params: Default::default(),
+        };
+        let mut contact = Uri::sip(Some("switchboard"), &host, Some(s.advertised.port()));
+        if transport.is_reliable() {
+            contact.params.set("transport", Some("tcp"));
+        }
+        let mut headers = Headers::new();
+        headers.push(
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/{} {};branch={};rport",
+                transport.as_str(),
+                s.advertised,
+                new_branch()
+            ),
+        );
+        headers.push(HeaderName::MaxForwards, "70");
+        headers.push(HeaderName::From, from.to_string());
+        headers.push(HeaderName::To, to.to_string());
+        headers.push(HeaderName::CallId, self.call_id.clone());
+        headers.push(HeaderName::CSeq, "1 INVITE");
+        headers.push(HeaderName::Contact, format!("<{contact}>"));
+        if let Some(number) = &dial.caller {
+            headers.push(
+                HeaderName::PAssertedIdentity,
+                format!("<sip:{number}@{host}>"),
+            );
+        }
+        headers.push(HeaderName::Allow, crate::sip::dialog::ALLOW);
+        headers.push(HeaderName::ContentType, "application/sdp");
+        Request {
+            method: Method::Invite,
+            uri: dial.contact.clone(),
+            headers,
+            body: sdp.as_bytes().to_vec(),
+        }
+    }
+}
