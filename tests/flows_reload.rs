@@ -54,7 +54,7 @@ fn reload_refuses_broken_flows_and_watcher_picks_up_new_ones() {
     assert_eq!(invite_status(&switch, "100"), 200);
     assert_eq!(invite_status(&switch, "310"), 404);
     // Every diagnostic is logged as FILE:LINE:COL: message.
-    assert!(switch.log().contains("broken.yaml:5:"), "{}", switch.log());
+    switch.wait_log("broken.yaml:5:");
 
     // (b) Remove the broken file and add number 555: the watcher reloads.
     std::fs::remove_file(switch.dir.path().join("flows/broken.yaml")).expect("remove");
@@ -78,7 +78,7 @@ fn reload_refuses_broken_flows_and_watcher_picks_up_new_ones() {
     }
     assert_eq!(invite_status(&switch, "100"), 200);
 
-    assert!(switch.log().contains("flows reloaded"), "{}", switch.log());
+    switch.wait_log("flows reloaded");
 
     // (c) The API lists it.
     let (status, body) = http(&switch, "GET", "/api/v1/flows", TOKEN);

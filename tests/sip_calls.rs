@@ -93,11 +93,7 @@ fn register_with_digest_md5() {
         ],
     );
     assert_sipp_ok(&out, &switch, "REGISTER with the right password");
-    assert!(
-        switch.log().contains("agent registered"),
-        "{}",
-        switch.log()
-    );
+    switch.wait_log("agent registered");
 
     let bad = scenario("register_bad_password.xml");
     let out = sipp(
@@ -159,15 +155,7 @@ fn shutdown_ends_calls_with_bye() {
         .spawn()
         .expect("spawn sipp");
     // Wait until the call is answered, then stop the switch.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !switch.log().contains("answered") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "call not answered:\n{}",
-            switch.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    switch.wait_log("answered");
     let status = switch.terminate();
     let out = child.wait_with_output().expect("sipp output");
     assert_sipp_ok(&out, &switch, "BYE at shutdown");

@@ -8,7 +8,7 @@ mod common;
 
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Switch, assert_sipp_ok, free_port, have_peer, scenario};
 
@@ -37,18 +37,6 @@ fn add_alice(dir: &common::Scratch) {
         "flows/transfer.yaml",
         "name: transfer\nnumbers: [\"400\"]\nstart: xfer\nnodes:\n  xfer: { transfer: alice, timeout: 10s, next: bye }\n  bye: { hangup: {} }\n",
     );
-}
-
-fn wait_for(switch: &Switch, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !switch.log().contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "never logged {text:?}:\n{}",
-            switch.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -95,7 +83,7 @@ fn transfer_to_a_registered_agent_bridges_and_hangs_up_both() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sipp agent");
-    wait_for(&switch, "agent registered");
+    switch.wait_log("agent registered");
 
     // The caller dials 400, whose flow transfers to alice.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -140,7 +128,7 @@ fn transfer_to_a_registered_agent_bridges_and_hangs_up_both() {
         sw,
     )
     .unwrap();
-    wait_for(&switch, "bridged to the transfer target");
+    switch.wait_log("bridged to the transfer target");
 
     // The caller hangs up: the switch answers and ends the agent's leg.
     sock.send_to(

@@ -169,6 +169,20 @@ impl Switch {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Waits (bounded) until the log holds `text`: the log is read by a
+    /// thread, a little behind the switch.
+    pub fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "never logged {text:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
