@@ -508,7 +508,16 @@ fn load_many_playing_legs() {
         .collect();
     let start_cpu = cpu_time();
     let start = Instant::now();
-    std::thread::sleep(Duration::from_secs(5));
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_secs(1));
+        let s = engine.stats();
+        println!(
+            "t={:?} frames_sent={} late_ticks={}",
+            start.elapsed(),
+            s.frames_sent,
+            s.late_ticks
+        );
+    }
     let cpu = cpu_time().saturating_sub(start_cpu);
     let wall = start.elapsed();
     let stats = engine.stats();

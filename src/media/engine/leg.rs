@@ -689,13 +689,18 @@ impl LegCore {
         let codec = self.negotiated.codec;
         let may_send = self.may_send();
         let playback = self.playback.as_mut()?;
-        let Some(frame) = playback.cursor.next_frame(codec) else {
+        let mut next = playback.cursor.next_frame(codec).copied();
+        if next.is_none() && playback.cursor.is_looping() {
+            // A looping cursor over a single prompt can spend its pass on
+            // wrapping around; ask once more.
+            next = playback.cursor.next_frame(codec).copied();
+        }
+        let Some(frame) = next else {
             let id = playback.id;
             self.playback = None;
             self.event(LegEventKind::PlaybackFinished { playback: id });
             return None;
         };
-        let frame = *frame;
         let finished = playback.cursor.is_finished().then_some(playback.id);
         if finished.is_some() {
             self.playback = None;
