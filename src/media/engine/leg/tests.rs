@@ -830,3 +830,11 @@ mod fuzz {
         }
     }
 }
+
+/// DESIGN §9: an IVR call's media state is a small part of its 64 KiB.
+#[test]
+fn leg_core_is_small() {
+    let size = std::mem::size_of::<LegCore>();
+    println!("LegCore: {size} bytes");
+    assert!(size < 4096, "LegCore is {size} bytes");
+}
