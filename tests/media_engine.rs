@@ -469,3 +469,86 @@ fn a_stereo_recording_is_written_and_reported() {
     assert!(left.len() >= 160 * 20, "{}", left.len());
     assert!(rms(&left) > 3000.0, "{}", rms(&left));
 }
+
+/// Load check (DESIGN §9): `LEGS` legs (default 1,000) play music on hold
+/// for 5 s to one sink; prints the send-time deviation from the 20 ms
+/// grid and what the sink received. Run with
+/// `cargo test --release --test media_engine -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn load_many_playing_legs() {
+    let legs: usize = std::env::var("LEGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let engine = engine();
+    let pool = PortPool::new(40000..=59999).unwrap();
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let sink_addr = sink.local_addr().unwrap();
+    let counter = std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        let mut n = 0u64;
+        while sink.recv_from(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    });
+    let pcm: Vec<i16> = (0..8000 * 3)
+        .map(|n| ((n as f64 * 0.05).sin() * 5000.0) as i16)
+        .collect();
+    let moh = Arc::new(Prompt::from_pcm("moh", pcm));
+    let open_legs: Vec<Leg> = (0..legs)
+        .map(|_| {
+            let l = open(&engine, &pool, sink_addr, Codec::Pcmu, Some(101), None);
+            l.handle.play(vec![moh.clone()], false, true);
+            l
+        })
+        .collect();
+    let start_cpu = cpu_time();
+    let start = Instant::now();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_secs(1));
+        let s = engine.stats();
+        println!(
+            "t={:?} frames_sent={} late_ticks={}",
+            start.elapsed(),
+            s.frames_sent,
+            s.late_ticks
+        );
+    }
+    let cpu = cpu_time().saturating_sub(start_cpu);
+    let wall = start.elapsed();
+    let stats = engine.stats();
+    let late = engine.lateness_total();
+    drop(open_legs);
+    let received = counter.join().unwrap();
+    println!(
+        "legs={legs} frames_sent={} received={received} late_ticks={} send_errors={} \
+         lateness p50={:?} p99={:?} max={:?} cpu={:.2} cores",
+        stats.frames_sent,
+        stats.late_ticks,
+        stats.send_errors,
+        late.p50,
+        late.p99,
+        late.max,
+        cpu.as_secs_f64() / wall.as_secs_f64()
+    );
+}
+
+/// CPU time of this process (user + system) from /proc, Linux only.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}

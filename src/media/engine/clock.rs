@@ -1,15 +1,26 @@
-//! The media clock of one worker: a 20 ms tick grid from a start instant
+//! The media clock of one worker: a tick grid from a start instant
 //! (DESIGN §4 "one media clock").
 //!
-//! Tick `k` is due at `start + k × 20 ms`; the grid never drifts, whatever
+//! Tick `k` is due at `start + k × period`; the grid never drifts, whatever
 //! the wake-up jitter. A worker that wakes late runs only the newest due
 //! tick (each leg sends one frame for it, never a burst) and the skipped
 //! ticks are counted.
+//!
+//! The worker's grid is 5 ms: the 20 ms frame interval split into
+//! [`PHASES`] phases. Each leg belongs to one phase and sends at the ticks
+//! of its phase, i.e. every 20 ms; spreading the legs over four phases
+//! makes each burst of `sendto`s a quarter as long, so the last leg of a
+//! burst leaves four times closer to its slot (DESIGN §9: send-time p99 ≤
+//! 2 ms off the grid). Still one clock and one wake-up per phase per
+//! worker, not a timer per call.
 
 use std::time::{Duration, Instant};
 
 /// The packet interval of every leg: 20 ms of 8 kHz G.711.
 pub const TICK: Duration = Duration::from_millis(20);
+
+/// Phases of the 20 ms frame interval; the worker's tick is `TICK / PHASES`.
+pub const PHASES: u64 = 4;
 
 /// One tick to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +44,9 @@ pub struct TickClock {
 }
 
 impl TickClock {
-    /// A 20 ms grid whose tick 0 is due at `start`.
+    /// A grid of [`PHASES`] ticks per 20 ms whose tick 0 is due at `start`.
     pub fn new(start: Instant) -> TickClock {
-        TickClock::with_period(start, TICK)
+        TickClock::with_period(start, TICK / PHASES as u32)
     }
 
     /// A grid with another period (tests); at least 1 ms.
@@ -83,6 +94,24 @@ impl TickClock {
         })
     }
 
+    /// For the legs of `phase` (0..[`PHASES`]): whether `tick` (with the
+    /// ticks it skipped) holds one of their slots, and if so how many of
+    /// their slots were skipped before the newest and when that newest was
+    /// due. Each such leg sends one frame, never a burst.
+    pub fn phase_due(&self, tick: &Tick, phase: u64) -> Option<(u64, Instant)> {
+        let p = PHASES;
+        let phase = phase % p;
+        let last = tick.index;
+        let first = tick.index.saturating_sub(tick.missed);
+        let latest = last.checked_sub((last % p + p - phase) % p)?;
+        if latest < first {
+            return None;
+        }
+        let earliest = first + (phase + p - first % p) % p;
+        let skipped = (latest - earliest) / p;
+        Some((skipped, self.deadline_of(latest)))
+    }
+
     /// Times the worker woke after a whole tick had passed.
     pub fn late_ticks(&self) -> u64 {
         self.late_ticks
@@ -101,7 +130,7 @@ mod tests {
     #[test]
     fn ticks_follow_the_grid_without_drift() {
         let t0 = Instant::now();
-        let mut c = TickClock::new(t0);
+        let mut c = TickClock::with_period(t0, TICK);
         assert_eq!(c.poll_timeout(), t0);
         let t = c.poll_tick(t0 + Duration::from_micros(300)).unwrap();
         assert_eq!((t.index, t.deadline, t.missed), (0, t0, 0));
@@ -115,7 +144,7 @@ mod tests {
     #[test]
     fn a_late_wake_runs_only_the_newest_tick() {
         let t0 = Instant::now();
-        let mut c = TickClock::new(t0);
+        let mut c = TickClock::with_period(t0, TICK);
         c.poll_tick(t0).unwrap();
         // 75 ms later: ticks 1, 2 and 3 are due; only 3 runs.
         let t = c.poll_tick(t0 + Duration::from_millis(75)).unwrap();
@@ -123,5 +152,34 @@ mod tests {
         assert_eq!(t.deadline, t0 + Duration::from_millis(60));
         assert_eq!(c.poll_tick(t0 + Duration::from_millis(79)), None);
         assert_eq!((c.late_ticks(), c.missed_ticks()), (1, 2));
+    }
+
+    #[test]
+    fn each_phase_gets_one_slot_per_20ms() {
+        let t0 = Instant::now();
+        let mut c = TickClock::new(t0);
+        let ms = |m| t0 + Duration::from_millis(m);
+        // On time: tick 6 (30 ms) is phase 2's only.
+        for k in 0..=5 {
+            c.poll_tick(ms(5 * k)).unwrap();
+        }
+        let t = c.poll_tick(ms(30)).unwrap();
+        assert_eq!(t.index, 6);
+        let due: Vec<_> = (0..PHASES).map(|p| c.phase_due(&t, p)).collect();
+        assert_eq!(due, vec![None, None, Some((0, ms(30))), None]);
+        // 27 ms late: ticks 7..=12 are due; every phase sends once, phases
+        // 3 and 0 (slots 7 and 11, 8 and 12) having skipped one slot.
+        let t = c.poll_tick(ms(62)).unwrap();
+        assert_eq!((t.index, t.missed), (12, 5));
+        let due: Vec<_> = (0..PHASES).map(|p| c.phase_due(&t, p)).collect();
+        assert_eq!(
+            due,
+            vec![
+                Some((1, ms(60))),
+                Some((0, ms(45))),
+                Some((0, ms(50))),
+                Some((1, ms(55))),
+            ]
+        );
     }
 }

@@ -687,55 +687,55 @@ impl LegCore {
         }
 
         let codec = self.negotiated.codec;
+        let pt = self.negotiated.codec_pt;
         let may_send = self.may_send();
         let playback = self.playback.as_mut()?;
-        let Some(frame) = playback.cursor.next_frame(codec) else {
+        let looping = playback.cursor.is_looping();
+        let mut next = playback.cursor.next_frame(codec);
+        if next.is_none() && looping {
+            // A looping cursor over a single prompt can spend its pass on
+            // wrapping around; ask once more.
+            next = playback.cursor.next_frame(codec);
+        }
+        let Some(frame) = next else {
             let id = playback.id;
             self.playback = None;
             self.event(LegEventKind::PlaybackFinished { playback: id });
             return None;
         };
-        let frame = *frame;
-        let finished = playback.cursor.is_finished().then_some(playback.id);
-        if finished.is_some() {
-            self.playback = None;
-        }
-        let sent = if may_send {
+        // The frame is borrowed from the shared prompt: written straight
+        // into the packet, never copied.
+        let mut sent = None;
+        if may_send {
             let marker = self.talkspurt;
-            let pt = self.negotiated.codec_pt;
-            match self
-                .sender
-                .next_packet_at(pt, &frame, frame_ts, marker, buf)
-            {
-                Ok(len) => {
-                    self.talkspurt = false;
-                    self.relay_anchor = None;
-                    self.stats.packets_sent += 1;
-                    self.stats.frames_sent += 1;
-                    if let Some(sent) = self.recording.as_mut().and_then(|r| r.sent.as_mut()) {
-                        let mut pcm = [0i16; FRAME_SAMPLES];
-                        decode(codec, &frame, &mut pcm);
-                        let meta = RtpMeta {
-                            ssrc: self.sender.ssrc(),
-                            seq: self.sender.next_sequence().wrapping_sub(1),
-                            timestamp: frame_ts,
-                            marker,
-                        };
-                        sent.handle_packet(now, meta, pcm);
-                    }
-                    Some(Transmit {
-                        to: self.remote.rtp(),
-                        len,
-                        via: TransmitTo::Rtp,
-                    })
+            if let Ok(len) = self.sender.next_packet_at(pt, frame, frame_ts, marker, buf) {
+                self.talkspurt = false;
+                self.relay_anchor = None;
+                self.stats.packets_sent += 1;
+                self.stats.frames_sent += 1;
+                if let Some(rec) = self.recording.as_mut().and_then(|r| r.sent.as_mut()) {
+                    let mut pcm = [0i16; FRAME_SAMPLES];
+                    decode(codec, frame, &mut pcm);
+                    let meta = RtpMeta {
+                        ssrc: self.sender.ssrc(),
+                        seq: self.sender.next_sequence().wrapping_sub(1),
+                        timestamp: frame_ts,
+                        marker,
+                    };
+                    rec.handle_packet(now, meta, pcm);
                 }
-                Err(_) => None,
+                sent = Some(Transmit {
+                    to: self.remote.rtp(),
+                    len,
+                    via: TransmitTo::Rtp,
+                });
             }
         } else {
             self.talkspurt = true;
-            None
-        };
-        if let Some(id) = finished {
+        }
+        if playback.cursor.is_finished() {
+            let id = playback.id;
+            self.playback = None;
             self.talkspurt = true;
             self.event(LegEventKind::PlaybackFinished { playback: id });
         }

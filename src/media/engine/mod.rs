@@ -2,8 +2,9 @@
 //!
 //! A [`MediaEngine`] runs N worker threads (default: one per core). Each
 //! worker is a plain OS thread with one `mio::Poll` over the UDP sockets of
-//! its legs and **one media clock**: a 20 ms tick grid computed from the
-//! worker's start instant ([`clock`]). At every tick each playing leg sends
+//! its legs and **one media clock**: a tick grid computed from the
+//! worker's start instant ([`TickClock`]): 20 ms split into four 5 ms phases,
+//! each leg in one phase. At each of its ticks every playing leg sends
 //! exactly one frame, so thousands of calls cost thousands of `sendto`s,
 //! not thousands of timer wake-ups. Received packets are handled as soon
 //! as the poll reports them, not on the tick, so bridged audio is relayed
@@ -69,7 +70,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use clock::{TICK, Tick, TickClock};
+pub use clock::{PHASES, TICK, Tick, TickClock};
 pub use leg::{LegConfig, LegCore, LegStats, RecordOutput, Relay, Transmit, TransmitTo};
 pub use stats::{EngineStats, LatenessHistogram, LatenessSummary};
 

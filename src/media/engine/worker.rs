@@ -1,6 +1,7 @@
 //! The driver of one media worker: a plain OS thread with a `mio::Poll`
 //! over its legs' RTP and RTCP sockets, a `mio::Waker` for commands from
-//! the handles, and the worker's 20 ms [`TickClock`] (DESIGN §4).
+//! the handles, and the worker's [`TickClock`] (DESIGN §4): a 5 ms grid
+//! on which each leg has one phase, so it sends every 20 ms.
 //!
 //! Received datagrams are handled the moment the poll reports them (a
 //! bridged packet is relayed before the worker sleeps again). The poll
@@ -23,7 +24,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::clock::{Tick, TickClock};
+use super::clock::{PHASES, Tick, TickClock};
 use super::leg::{LegConfig, LegCore, RecordOutput, Transmit, TransmitTo};
 use super::stats::WorkerStats;
 use super::{EngineConfig, EngineError, LegCommand, LegEvent, LegEventKind, LegId, LegSetup};
@@ -262,28 +263,36 @@ impl Worker {
         }
     }
 
+    /// Runs the legs whose phase the tick (and any it skipped) holds;
+    /// a leg's phase is its slot index modulo [`PHASES`].
     fn tick(&mut self, tick: Tick) {
         if tick.missed > 0 {
             WorkerStats::add(&self.stats.late_ticks, 1);
         }
         let mut frames = 0;
-        for index in 0..self.slots.len() {
-            let Some(Some(slot)) = self.slots.get_mut(index) else {
+        for phase in 0..PHASES {
+            let Some((missed, deadline)) = self.clock.phase_due(&tick, phase) else {
                 continue;
             };
-            let now = Instant::now();
-            if let Some(tx) = slot.core.handle_tick(now, tick.missed, &mut self.send_buf) {
-                let sent_at = Instant::now();
-                send(&self.stats, slot, &self.send_buf, tx);
-                self.stats
-                    .lateness
-                    .record(sent_at.saturating_duration_since(tick.deadline));
-                frames += 1;
+            let step = PHASES as usize;
+            for index in (phase as usize..self.slots.len()).step_by(step) {
+                let Some(Some(slot)) = self.slots.get_mut(index) else {
+                    continue;
+                };
+                let now = Instant::now();
+                if let Some(tx) = slot.core.handle_tick(now, missed, &mut self.send_buf) {
+                    send(&self.stats, slot, &self.send_buf, tx);
+                    let sent_at = Instant::now();
+                    self.stats
+                        .lateness
+                        .record(sent_at.saturating_duration_since(deadline));
+                    frames += 1;
+                }
+                while let Some(tx) = slot.core.poll_transmit(now, &mut self.send_buf) {
+                    send(&self.stats, slot, &self.send_buf, tx);
+                }
+                self.drain(index);
             }
-            while let Some(tx) = slot.core.poll_transmit(now, &mut self.send_buf) {
-                send(&self.stats, slot, &self.send_buf, tx);
-            }
-            self.drain(index);
         }
         WorkerStats::add(&self.stats.frames_sent, frames);
     }

@@ -265,6 +265,15 @@ fn looping_playback_starts_over_and_never_finishes() {
 }
 
 #[test]
+fn a_single_looping_prompt_keeps_playing() {
+    let mut h = Harness::new(Codec::Pcmu, Some(101));
+    play(&mut h, 8, vec![marked_prompt("moh", 2, 30)], false, true);
+    let firsts: Vec<u8> = (0..5).map(|_| h.tick().unwrap().0.payload[0]).collect();
+    assert_eq!(firsts, vec![30, 31, 30, 31, 30]);
+    assert!(h.events().is_empty());
+}
+
+#[test]
 fn empty_playback_finishes_at_once() {
     let mut h = Harness::new(Codec::Pcmu, None);
     play(&mut h, 3, vec![], false, false);
@@ -820,4 +829,12 @@ mod fuzz {
             a.tick();
         }
     }
+}
+
+/// DESIGN §9: an IVR call's media state is a small part of its 64 KiB.
+#[test]
+fn leg_core_is_small() {
+    let size = std::mem::size_of::<LegCore>();
+    println!("LegCore: {size} bytes");
+    assert!(size < 4096, "LegCore is {size} bytes");
 }
