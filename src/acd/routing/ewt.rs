@@ -1,0 +1,1 @@
+//! Estimated wait (DESIGN §6).

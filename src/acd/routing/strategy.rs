@@ -1,0 +1,1 @@
+//! Agent selection strategies (DESIGN §6).
