@@ -477,6 +477,9 @@ impl Router {
         preferred_agent: Option<&str>,
     ) -> Result<(), RoutingError> {
         let q = self.queue(queue)?;
+        if self.queues[q].retired {
+            return Err(RoutingError::UnknownQueue(queue.to_owned()));
+        }
         if self.callers.contains_key(&caller) {
             return Err(RoutingError::DuplicateCaller(caller));
         }
