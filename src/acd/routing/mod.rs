@@ -174,7 +174,7 @@ pub struct QueueStats {
     /// Average speed of answer: mean wait of answered callers.
     pub asa: Option<Duration>,
     /// Average handle time (moving average of completed calls, see
-    /// [`ewt`]); [`DEFAULT_AHT`] before the first call ends.
+    /// the `ewt` module); [`DEFAULT_AHT`] before the first call ends.
     pub aht: Duration,
 }
 

@@ -139,10 +139,9 @@ fn queue_yaml(strategy: &str, extra: &str) -> String {
 
 #[test]
 fn each_strategy_picks_its_agent() {
-    // Agents a, b, c are added in that order; c became available first,
-    // then b, then a. b has the highest skill. a has answered one call
-    // (before the others became available), then idled longest of all
-    // but for c... see each row.
+    // a answers a call at 0; c joins at 1, b at 2, a ends its call at 3
+    // (agent order a, c, b). b has the highest skill, c has idled longest,
+    // a has the most calls.
     struct Row {
         strategy: &'static str,
         expect: &'static str,
