@@ -8,6 +8,7 @@
 
 pub mod hours;
 pub mod queues;
+pub mod routing;
 mod yaml;
 
 /// A place in a YAML file: 1-based line and column.
