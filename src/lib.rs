@@ -12,6 +12,7 @@ pub mod media;
 pub mod metrics;
 pub mod sip;
 pub mod store;
+pub mod thread;
 
 use std::future::Future;
 use std::io;
