@@ -216,6 +216,7 @@ pub async fn run(
         metrics: Arc::new(Metrics::default()),
         admin: Arc::new(admin),
         flows: Arc::new(flows),
+        twilio: thread::ingest::twilio::TwilioAuth::from_env().map(Arc::new),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     // Without a watcher the switch still runs; reloads go through the API.
