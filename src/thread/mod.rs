@@ -15,6 +15,9 @@ pub mod ingest;
 pub mod linking;
 pub mod threads;
 
+#[cfg(test)]
+mod store_tests;
+
 use std::fmt;
 
 use serde::Serializer;
