@@ -70,6 +70,17 @@ impl From<ContactRow> for Contact {
     }
 }
 
+/// A contact's columns followed by the link's role.
+type LinkedContactRow = (
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    String,
+);
+
 const COLUMNS: &str = "c.id, c.display_name, c.vip, c.merged_into, c.created_at, c.updated_at";
 
 /// The contact `id` as stored (merged or not).
@@ -111,15 +122,7 @@ pub async fn by_identity(
          WHERE i.kind = $1 AND i.value = $2 AND c.merged_into IS NULL \
          ORDER BY CASE l.role WHEN 'owner' THEN 0 ELSE 1 END, c.created_at, c.id"
     );
-    let rows: Vec<(
-        String,
-        Option<String>,
-        i64,
-        Option<String>,
-        i64,
-        i64,
-        String,
-    )> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<LinkedContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(kind.as_str())
         .bind(value)
         .fetch_all(store.pool())
