@@ -12,6 +12,7 @@ pub mod media;
 pub mod metrics;
 pub mod sip;
 pub mod store;
+pub mod thread;
 
 use std::future::Future;
 use std::io;
@@ -224,6 +225,7 @@ pub async fn run(
         metrics: Arc::new(Metrics::default()),
         admin: Arc::new(admin),
         flows: Arc::new(flows),
+        twilio: thread::ingest::twilio::TwilioAuth::from_env().map(Arc::new),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     // Without a watcher the switch still runs; reloads go through the API.

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::ivr::{Diagnostic, Severity};
 use crate::store::StoreError;
+use crate::thread::ThreadError;
 
 /// Why an API request failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +25,21 @@ pub enum ApiError {
         running: u64,
         diagnostics: Vec<Diagnostic>,
     },
+    /// A request field is missing or malformed; `field` names it.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// An idempotency key came back with a different request.
+    #[error("idempotency key {0:?} was already used with a different request")]
+    IdempotencyConflict(String),
+    #[error("the body must be {0}")]
+    UnsupportedMediaType(&'static str),
+    /// A webhook's signature is missing or wrong.
+    #[error("missing or invalid webhook signature")]
+    BadSignature,
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    #[error("thread store: {0}")]
+    Thread(#[source] ThreadError),
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -36,7 +50,13 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidFlows { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Store(_) | ApiError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadSignature => StatusCode::FORBIDDEN,
+            ApiError::Store(_) | ApiError::Thread(_) | ApiError::Task(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -46,7 +66,11 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound => "not_found",
             ApiError::InvalidFlows { .. } => "invalid_flows",
-            ApiError::Store(_) | ApiError::Task(_) => "internal",
+            ApiError::Invalid { .. } => "invalid_request",
+            ApiError::IdempotencyConflict(_) => "idempotency_conflict",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::BadSignature => "bad_signature",
+            ApiError::Store(_) | ApiError::Thread(_) | ApiError::Task(_) => "internal",
         }
     }
 }
@@ -56,7 +80,7 @@ impl IntoResponse for ApiError {
         let status = self.status_code();
         let mut error = json!({ "code": self.code() });
         match &self {
-            ApiError::Store(_) | ApiError::Task(_) => {
+            ApiError::Store(_) | ApiError::Thread(_) | ApiError::Task(_) => {
                 tracing::error!(cause = %self, "API request failed");
                 error["message"] = json!("internal error");
             }
@@ -64,7 +88,15 @@ impl IntoResponse for ApiError {
                 error["message"] = json!(self.to_string());
                 error["details"] = diagnostics.iter().map(diagnostic_json).collect();
             }
-            ApiError::Unauthorized | ApiError::NotFound => {
+            ApiError::Invalid { field, .. } => {
+                error["message"] = json!(self.to_string());
+                error["field"] = json!(field);
+            }
+            ApiError::Unauthorized
+            | ApiError::NotFound
+            | ApiError::IdempotencyConflict(_)
+            | ApiError::UnsupportedMediaType(_)
+            | ApiError::BadSignature => {
                 error["message"] = json!(self.to_string());
             }
         }
@@ -77,6 +109,20 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl From<ThreadError> for ApiError {
+    fn from(err: ThreadError) -> ApiError {
+        match err {
+            ThreadError::NotFound { .. } => ApiError::NotFound,
+            ThreadError::Invalid { field, reason } => ApiError::Invalid {
+                field: field.to_owned(),
+                reason,
+            },
+            ThreadError::IdempotencyConflict { key } => ApiError::IdempotencyConflict(key),
+            other => ApiError::Thread(other),
+        }
     }
 }
 

@@ -1,8 +1,11 @@
 //! The HTTP API (DESIGN §8): `GET /healthz` and `GET /metrics` without a
 //! token; `/api/v1` behind the admin bearer token. Errors are [`ApiError`].
 
+mod cdrs;
+mod contacts;
 pub mod error;
 mod flows;
+mod ingest;
 
 use std::sync::Arc;
 
@@ -20,6 +23,7 @@ use crate::config::Config;
 use crate::ivr::reload::FlowReloader;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::thread::ingest::twilio::TwilioAuth;
 
 /// What every handler can reach; cheap to clone.
 #[derive(Debug, Clone)]
@@ -30,6 +34,10 @@ pub struct AppState {
     pub admin: Arc<AdminAuth>,
     /// The running flow set and its reloads.
     pub flows: Arc<FlowReloader>,
+    /// Twilio's auth token (`SWITCHBOARD_TWILIO_AUTH_TOKEN`): when set,
+    /// the SMS webhook checks `X-Twilio-Signature` instead of the bearer
+    /// token.
+    pub twilio: Option<Arc<TwilioAuth>>,
 }
 
 /// Checks the `/api/v1` bearer token. Only the token's SHA-256 is kept, and
@@ -112,6 +120,16 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/flows", get(flows::list))
         .route("/flows/reload", post(flows::reload))
+        .route("/messages", post(ingest::messages))
+        .route("/emails", post(ingest::emails))
+        .route(ingest::TWILIO_SMS_PATH, post(ingest::twilio_sms))
+        .route("/contacts", get(contacts::search))
+        .route("/contacts/{id}", get(contacts::show))
+        .route("/contacts/{id}/threads", get(contacts::threads))
+        .route("/contacts/{id}/merge", post(contacts::merge))
+        .route("/threads/{id}", get(contacts::thread))
+        .route("/cdrs", get(cdrs::list))
+        .route("/recordings/{id}", get(cdrs::recording))
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -131,12 +149,17 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
 }
 
 /// `/api/v1` needs `Authorization: Bearer TOKEN` with the admin token
-/// (RFC 6750 §2.1); anything else is 401 before any handler runs.
+/// (RFC 6750 §2.1); anything else is 401 before any handler runs. The one
+/// exception is Twilio's webhook when a Twilio auth token is configured: its
+/// handler checks the request's signature instead.
 async fn require_admin(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    if state.twilio.is_some() && request.uri().path().ends_with(ingest::TWILIO_SMS_PATH) {
+        return Ok(next.run(request).await);
+    }
     let authorized = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -221,6 +244,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             admin: Arc::new(AdminAuth::from_token("t0ken")),
             flows: Arc::new(flows),
+            twilio: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
