@@ -586,10 +586,7 @@ pub fn netstring(json: &str) -> Vec<u8> {
 /// Takes every complete netstring off the front of `buf`.
 pub fn take_netstrings(buf: &mut Vec<u8>) -> Vec<String> {
     let mut out = Vec::new();
-    loop {
-        let Some(colon) = buf.iter().take(10).position(|&b| b == b':') else {
-            break;
-        };
+    while let Some(colon) = buf.iter().take(10).position(|&b| b == b':') {
         let Some(len) = std::str::from_utf8(&buf[..colon])
             .ok()
             .and_then(|s| s.parse::<usize>().ok())
