@@ -420,3 +420,223 @@ pub fn invite_status(switch: &Switch, number: &str) -> u16 {
         }
     }
 }
+
+/// A child process (a SIP peer) killed by its pid and reaped when dropped,
+/// so a failing test leaves nothing running.
+pub struct ChildGuard {
+    child: Option<Child>,
+    pub what: &'static str,
+}
+
+impl ChildGuard {
+    pub fn new(what: &'static str, child: Child) -> ChildGuard {
+        ChildGuard {
+            child: Some(child),
+            what,
+        }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; kills it
+    /// after that. Returns the exit status if it exited in time.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + limit;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.child = None;
+                    return Some(status);
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    self.child = None;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Power of `freq` in 8 kHz `pcm` relative to the total power: a one-bin
+/// DFT, 1.0 for a pure tone at `freq`, near 0 for silence or other tones.
+pub fn tone_share(pcm: &[i16], freq: f64) -> f64 {
+    if pcm.is_empty() {
+        return 0.0;
+    }
+    let (mut re, mut im, mut total) = (0.0, 0.0, 0.0);
+    for (n, &s) in pcm.iter().enumerate() {
+        let x = f64::from(s);
+        let w = std::f64::consts::TAU * freq * n as f64 / 8000.0;
+        re += x * w.cos();
+        im += x * w.sin();
+        total += x * x;
+    }
+    (re * re + im * im) * 2.0 / (pcm.len() as f64 * f64::max(total, 1.0))
+}
+
+/// Writes an 8 kHz mono 16-bit WAV of a sine at `freq` Hz lasting `secs`
+/// seconds (a caller's microphone for baresip's `aufile` source).
+pub fn write_sine_wav(path: &Path, freq: f32, secs: u32, amplitude: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for n in 0..8000 * secs {
+        let t = n as f32 / 8000.0;
+        w.write_sample(((t * freq * std::f32::consts::TAU).sin() * amplitude) as i16)
+            .expect("write wav");
+    }
+    w.finalize().expect("finalize wav");
+}
+
+/// The 16-bit PCM samples of a WAV file, read leniently: the `data` chunk
+/// runs to the end of the file whatever its header says, since a peer that
+/// is still recording (or was killed) may not have finalized the sizes.
+pub fn read_wav_lenient(path: &Path) -> Vec<i16> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]])
+            as usize;
+        if id == b"data" {
+            return bytes[at + 8..]
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+        }
+        at = at.saturating_add(8).saturating_add(len + (len & 1));
+    }
+    Vec::new()
+}
+
+/// One RTP packet (RFC 3550 §5.1, version 2, no CSRC or extension).
+pub fn rtp_bytes(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(12 + payload.len());
+    p.push(0x80);
+    p.push(if marker {
+        0x80 | (pt & 0x7f)
+    } else {
+        pt & 0x7f
+    });
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// The payload of an RFC 4733 §2.3 named event: event code, end bit,
+/// volume (-dBm0) and duration in timestamp units.
+pub fn rfc4733_payload(event: u8, end: bool, volume: u8, duration: u16) -> [u8; 4] {
+    let d = duration.to_be_bytes();
+    let flags = if end { 0x80 } else { 0 } | (volume & 0x3f);
+    [event, flags, d[0], d[1]]
+}
+
+/// Writes a classic libpcap file (link type 1, Ethernet) holding `packets`:
+/// (time since the first packet, UDP payload), each wrapped in Ethernet,
+/// IPv4 (with its header checksum) and UDP (checksum 0, "none") from
+/// `src` to `dst`. SIPp's `play_pcap_audio` replays the UDP payloads at the
+/// recorded times, rewriting addresses and ports.
+pub fn write_pcap(path: &Path, src: SocketAddr, dst: SocketAddr, packets: &[(Duration, Vec<u8>)]) {
+    let ip = |a: SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(v4) => v4.octets(),
+        std::net::IpAddr::V6(_) => panic!("pcap helper writes IPv4 only"),
+    };
+    let mut out = Vec::new();
+    // Global header: magic, version 2.4, zone, sigfigs, snaplen, Ethernet.
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    let start = 1_700_000_000u64 * 1_000_000;
+    for (i, (at, payload)) in packets.iter().enumerate() {
+        let udp_len = 8 + payload.len();
+        let ip_len = 20 + udp_len;
+        let frame_len = 14 + ip_len;
+        let when = start + at.as_micros() as u64;
+        out.extend_from_slice(&((when / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((when % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
+        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
+        // Ethernet II: destination, source, EtherType IPv4.
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        // IPv4 (RFC 791): no options, DF, TTL 64, UDP.
+        let mut hdr = [0u8; 20];
+        hdr[0] = 0x45;
+        hdr[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        hdr[4..6].copy_from_slice(&(i as u16).to_be_bytes());
+        hdr[6] = 0x40;
+        hdr[8] = 64;
+        hdr[9] = 17;
+        hdr[12..16].copy_from_slice(&ip(src));
+        hdr[16..20].copy_from_slice(&ip(dst));
+        let mut sum: u32 = hdr
+            .chunks_exact(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        hdr[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        out.extend_from_slice(&hdr);
+        // UDP (RFC 768): ports, length, checksum 0.
+        out.extend_from_slice(&src.port().to_be_bytes());
+        out.extend_from_slice(&dst.port().to_be_bytes());
+        out.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(payload);
+    }
+    std::fs::write(path, out).expect("write pcap");
+}
+
+/// Frames `json` as a netstring (`LEN:DATA,`), baresip's `ctrl_tcp` framing.
+pub fn netstring(json: &str) -> Vec<u8> {
+    format!("{}:{json},", json.len()).into_bytes()
+}
+
+/// Takes every complete netstring off the front of `buf`.
+pub fn take_netstrings(buf: &mut Vec<u8>) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(colon) = buf.iter().take(10).position(|&b| b == b':') {
+        let Some(len) = std::str::from_utf8(&buf[..colon])
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        else {
+            buf.clear();
+            break;
+        };
+        let end = colon + 1 + len;
+        if buf.len() <= end {
+            break;
+        }
+        out.push(String::from_utf8_lossy(&buf[colon + 1..end]).into_owned());
+        buf.drain(..=end);
+    }
+    out
+}
