@@ -142,4 +142,37 @@ fn transfer_to_a_registered_agent_bridges_and_hangs_up_both() {
     .unwrap();
     let out = agent.wait_with_output().expect("sipp agent");
     assert_sipp_ok(&out, &switch, "agent phone answering");
+
+    // DESIGN §4: the bridged call was recorded as a stereo WAV.
+    let recordings = switch.dir.path().join("recordings");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let wav = loop {
+        let found = std::fs::read_dir(&recordings)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("call-"))
+            });
+        if let Some(p) = found
+            && hound::WavReader::open(&p).is_ok()
+        {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no call recording in {}",
+            recordings.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let spec = hound::WavReader::open(&wav).unwrap().spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate),
+        (2, 8000),
+        "{}",
+        wav.display()
+    );
 }

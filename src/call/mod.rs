@@ -451,6 +451,17 @@ impl Call {
                                     agent_leg = Some(leg);
                                     if let Some(s) = session.as_mut() {
                                         s.handle_transfer_result(true, now);
+                                        // DESIGN §4: bridged calls are recorded in
+                                        // stereo, caller left, agent right.
+                                        let file = format!(
+                                            "call-{}-{}.wav",
+                                            crate::store::now_ms(),
+                                            session::file_safe(&self.setup.call_id)
+                                        );
+                                        s.leg().start_recording(
+                                            self.services.recordings.join(file),
+                                            crate::media::recorder::Layout::Stereo,
+                                        );
                                     }
                                 }
                                 other => {

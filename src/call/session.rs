@@ -286,7 +286,7 @@ impl Session {
         let file = format!(
             "voicemail-{}-{}.wav",
             crate::store::now_ms(),
-            sanitize(&self.call_id)
+            file_safe(&self.call_id)
         );
         self.leg
             .start_recording(self.recordings.join(file), Layout::Mono);
@@ -368,7 +368,7 @@ fn flow_error(err: WebhookError) -> FlowWebhookError {
 }
 
 /// A Call-ID made safe for a file name.
-fn sanitize(call_id: &str) -> String {
+pub(super) fn file_safe(call_id: &str) -> String {
     call_id
         .chars()
         .take(48)
