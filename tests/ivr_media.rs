@@ -207,6 +207,20 @@ fn caller_hears_the_prompt_and_a_digit_drives_the_flow() {
             break;
         }
     }
+    // DESIGN §7: the call's record holds the path the caller took.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = common::http(&switch, "GET", "/api/v1/cdrs", Some("test-token"));
+        assert_eq!(status, 200, "{body}");
+        if body.contains("media-1") && body.contains("\"answered\"") && body.contains("wait") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no complete CDR for the call: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// RFC 3264 §6: a PCMA-only offer is answered PCMA and the prompt arrives

@@ -3,6 +3,7 @@
 //! thread. It runs in the span `call{call_id}`.
 
 mod agent;
+mod log;
 mod session;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -57,6 +58,9 @@ pub struct CallSetup {
     pub flow: FlowEntry,
     /// The flow version the call runs to its end (DESIGN §5 hot reload).
     pub flows: Arc<LoadedFlows>,
+    /// The call came from a `--trusted-peers` address (its
+    /// P-Asserted-Identity names the caller).
+    pub trusted: bool,
     pub call_id: String,
 }
 
@@ -74,15 +78,28 @@ pub fn spawn_call(
     tokio::spawn(
         async move {
             let call_id = setup.call_id.clone();
+            let trusted = setup.trusted;
+            let (log, link) = log::CallLog::begin(
+                services.store.clone(),
+                &setup.invite,
+                &setup.flow.name,
+                trusted,
+            );
             let mut call = Call {
                 services,
                 setup,
                 events,
                 commands: commands.clone(),
                 media: None,
+                log,
+                link: Some(link),
+                transferred: false,
             };
             let outcome = call.run().await;
             tracing::info!(outcome, "call ended");
+            call.log.record(crate::thread::CallEvent::Ended {
+                disposition: call.disposition(outcome),
+            });
             let _ = commands.send(EndpointCommand::Ended { call_id });
         }
         .instrument(span),
@@ -108,9 +125,51 @@ struct Call {
     events: mpsc::UnboundedReceiver<CallEvent>,
     commands: mpsc::UnboundedSender<EndpointCommand>,
     media: Option<MediaLeg>,
+    /// The CDR row and the caller's thread.
+    log: log::CallLog,
+    /// The caller's contact and thread, looked up since the INVITE.
+    link: Option<tokio::sync::oneshot::Receiver<crate::thread::linking::LinkResult>>,
+    /// The call was bridged to a transfer target.
+    transferred: bool,
 }
 
 impl Call {
+    /// How the call ended, for the CDR.
+    fn disposition(&self, outcome: &str) -> crate::thread::Disposition {
+        use crate::thread::Disposition;
+        match outcome {
+            _ if self.transferred => Disposition::Transferred,
+            "rejected" | "no usable media" | "no ACK" => Disposition::Failed,
+            "cancelled" | "caller hung up" | "shutdown before answer" => Disposition::AbandonedIvr,
+            _ => Disposition::Answered,
+        }
+    }
+
+    /// What the lookup at INVITE found about the caller, when it is ready.
+    fn caller_context(&mut self) -> CallContext {
+        let mut ctx = CallContext {
+            dialled: self.setup.invite.uri.user.clone().unwrap_or_default(),
+            ..CallContext::default()
+        };
+        let Some(link) = self.link.take().and_then(|mut rx| rx.try_recv().ok()) else {
+            return ctx;
+        };
+        ctx.caller_number = link.caller.as_ref().map(|c| c.as_str().to_owned());
+        if let Some(contact) = &link.contact {
+            ctx.caller_known = true;
+            ctx.caller_vip = contact.vip;
+            ctx.contact_name = contact.display_name.clone();
+        }
+        if let Some(thread) = &link.thread {
+            ctx.thread_open = true;
+            ctx.thread_priority = Some(thread.priority);
+            ctx.thread_last_agent = thread
+                .last_agent
+                .clone()
+                .or_else(|| thread.assignee.clone());
+        }
+        ctx
+    }
     fn respond(&self, tx: ServerTxId, response: Response) {
         let _ = self
             .commands
@@ -359,10 +418,7 @@ impl Call {
         };
         let flows = self.setup.flows.clone();
         let flow: Arc<Flow> = flows.set.flow(&self.setup.flow.name)?.clone();
-        let ctx = CallContext {
-            dialled: self.setup.invite.uri.user.clone().unwrap_or_default(),
-            ..CallContext::default()
-        };
+        let ctx = self.caller_context();
         Some(Session::start(
             flows,
             flow,
@@ -371,6 +427,7 @@ impl Call {
             self.services.recordings.clone(),
             self.setup.call_id.clone(),
             self.services.webhooks.clone(),
+            self.log.clone(),
             leg_events,
             std::time::Instant::now(),
         ))
@@ -458,10 +515,15 @@ impl Call {
                                             crate::store::now_ms(),
                                             session::file_safe(&self.setup.call_id)
                                         );
+                                        let path = self.services.recordings.join(file);
                                         s.leg().start_recording(
-                                            self.services.recordings.join(file),
+                                            path.clone(),
                                             crate::media::recorder::Layout::Stereo,
                                         );
+                                        self.transferred = true;
+                                        self.log.record(crate::thread::CallEvent::Recording {
+                                            path: path.display().to_string(),
+                                        });
                                     }
                                 }
                                 other => {

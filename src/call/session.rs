@@ -19,6 +19,9 @@ use crate::ivr::webhook::{WebhookClient, WebhookError};
 use crate::media::engine::{LegEvent, LegEventKind, LegHandle, PlaybackId};
 use crate::media::prompt::Prompt;
 use crate::media::recorder::Layout;
+use crate::thread::CallEvent;
+
+use super::log::CallLog;
 
 /// Why the session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,31 @@ pub struct Session {
     transfer: Option<(TransferTarget, Duration)>,
     voicemail: Option<Voicemail>,
     done: Option<SessionEnd>,
+    /// The call record: the IVR path is written when the session ends.
+    log: CallLog,
+}
+
+impl Drop for Session {
+    /// Writes the path the caller took and a survey score (`vars.csat`)
+    /// into the call record.
+    fn drop(&mut self) {
+        let flow = self.run.flow().clone();
+        for step in self.run.path() {
+            let digits = step.digits.as_str();
+            self.log.record(CallEvent::Ivr {
+                node: step.name(&flow).to_owned(),
+                digits: (!digits.is_empty()).then(|| digits.to_owned()),
+            });
+        }
+        let score = self
+            .run
+            .vars()
+            .get("csat")
+            .and_then(|v| v.to_string().trim_matches('"').parse::<i64>().ok());
+        if let Some(score) = score {
+            self.log.record(CallEvent::Survey { score });
+        }
+    }
 }
 
 /// What the session waits for besides SIP: leg events and webhook replies.
@@ -84,6 +112,7 @@ impl Session {
         recordings: PathBuf,
         call_id: String,
         webhooks: WebhookClient,
+        log: CallLog,
         leg_events: mpsc::UnboundedReceiver<LegEvent>,
         now: Instant,
     ) -> (Session, SessionInputs) {
@@ -103,6 +132,7 @@ impl Session {
             transfer: None,
             voicemail: None,
             done: None,
+            log,
         };
         session.drain(now);
         (
@@ -229,7 +259,9 @@ impl Session {
                 let path = match result {
                     Ok(info) => {
                         tracing::info!(seconds = info.duration.as_secs_f32(), "voicemail recorded");
-                        Some(info.path.display().to_string())
+                        let path = info.path.display().to_string();
+                        self.log.record(CallEvent::Voicemail { path: path.clone() });
+                        Some(path)
                     }
                     Err(err) => {
                         tracing::error!(cause = %err, "voicemail recording failed");

@@ -119,7 +119,7 @@ impl Switch {
                 "127.0.0.1:0",
             ])
             .args(["--public-ip", "127.0.0.1", "--domain", "127.0.0.1"])
-            .args(["--rtp-ports", "40000-49999", "--admin-token", "test-token"])
+            .args(["--rtp-ports", "10000-19999", "--admin-token", "test-token"])
             .arg("--database-url")
             .arg(db_url(&dir))
             .arg("--flows")

@@ -448,6 +448,7 @@ fn start_call(
             source,
             flow,
             flows: endpoint.flows.loaded(),
+            trusted: endpoint.config.trusted_peers.contains(source.addr.ip()),
             call_id,
         },
         events_rx,
