@@ -279,3 +279,151 @@ async fn twilio_webhook_answers_twiml_once() {
     assert_eq!(thread["events"][0]["body"], "Hello there");
     assert_eq!(thread["events"][0]["metadata"]["num_media"], 0);
 }
+
+/// DESIGN §7 end to end: an SMS from +14155550123 opens a thread; a call
+/// from that number (From user part) joins the same thread, and the thread
+/// then holds the SMS and the call (with its IVR path) in time order.
+#[tokio::test]
+async fn a_call_joins_the_callers_sms_thread() {
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+
+    let switch = Switch::start("thread-call");
+    let api = Api::new(&switch);
+    let (status, body) = api
+        .post_json(
+            "/messages",
+            &json!({
+                "channel": "sms", "direction": "inbound", "from": "+14155550123",
+                "to": "+14155550100", "body": "My order is late", "external_id": "SM-1",
+                "occurred_at": "2026-11-24T10:00:00Z"
+            }),
+            None,
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+
+    // The call: INVITE from the same number, ACK, key 1 (the test flow's
+    // menu option that hangs up), BYE from the switch.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = sock.local_addr().unwrap();
+    let sw = switch.sip;
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+        rtp.local_addr().unwrap().port()
+    );
+    sock.send_to(
+        format!(
+            "INVITE sip:+14155550100@{sw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKth1;rport\r\n\
+             From: <sip:+14155550123@{me}>;tag=t1\r\nTo: <sip:+14155550100@{sw}>\r\nCall-ID: thread-call-1\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+        .as_bytes(),
+        sw,
+    )
+    .unwrap();
+    let mut buf = [0u8; 8192];
+    let to = loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("answer");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.starts_with("SIP/2.0 200") {
+            break msg
+                .lines()
+                .find_map(|l| l.strip_prefix("To:").map(|t| t.trim().to_owned()))
+                .unwrap();
+        }
+    };
+    sock.send_to(
+        format!(
+            "ACK sip:+14155550100@{sw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKth2\r\n\
+             From: <sip:+14155550123@{me}>;tag=t1\r\nTo: {to}\r\nCall-ID: thread-call-1\r\nCSeq: 1 ACK\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        .as_bytes(),
+        sw,
+    )
+    .unwrap();
+    // Wait for the switch's RTP, then press 1 (RFC 4733, three end packets).
+    rtp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (_, media) = rtp.recv_from(&mut buf).expect("prompt RTP");
+    for (i, end) in [false, true, true, true].into_iter().enumerate() {
+        let payload = common::rfc4733_payload(1, end, 10, 480);
+        let pkt = common::rtp_bytes(101, i == 0, 500 + i as u16, 8000, 0x55, &payload);
+        rtp.send_to(&pkt, media).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(Instant::now() < deadline, "no BYE:\n{}", switch.log());
+        let Ok((n, src)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.starts_with("BYE ") {
+            let via = msg.lines().find(|l| l.starts_with("Via:")).unwrap();
+            let lines: Vec<&str> = msg
+                .lines()
+                .filter(|l| {
+                    ["From:", "To:", "Call-ID:", "CSeq:"]
+                        .iter()
+                        .any(|h| l.starts_with(h))
+                })
+                .collect();
+            let ok = format!(
+                "SIP/2.0 200 OK\r\n{via}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+                lines.join("\r\n")
+            );
+            sock.send_to(ok.as_bytes(), src).unwrap();
+            break;
+        }
+    }
+
+    // The contact's thread holds the SMS, then the call.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, contacts) = api.get("/contacts?phone=%2B14155550123").await;
+        assert_eq!(status, 200, "{contacts}");
+        let contact = contacts
+            .as_array()
+            .and_then(|a| a.first())
+            .or_else(|| contacts["contacts"].as_array().and_then(|a| a.first()))
+            .cloned()
+            .unwrap_or(contacts.clone());
+        let id = contact["id"].as_str().unwrap_or_default().to_owned();
+        let (_, threads) = api.get(&format!("/contacts/{id}/threads")).await;
+        let text = threads.to_string();
+        let thread_id = threads
+            .as_array()
+            .and_then(|a| a.first())
+            .or_else(|| threads["threads"].as_array().and_then(|a| a.first()))
+            .and_then(|t| t["id"].as_str())
+            .map(str::to_owned);
+        if let Some(thread_id) = thread_id {
+            let (_, thread) = api.get(&format!("/threads/{thread_id}")).await;
+            let events = thread["events"].as_array().cloned().unwrap_or_default();
+            let channels: Vec<&str> = events
+                .iter()
+                .filter_map(|e| e["channel"].as_str())
+                .collect();
+            if channels.first() == Some(&"sms") && channels.contains(&"voice") {
+                assert_eq!(
+                    threads.as_array().map_or(1, Vec::len),
+                    1,
+                    "the call must join the SMS thread, not open another: {text}"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "thread without the call: {thread}"
+            );
+        } else {
+            assert!(Instant::now() < deadline, "no thread: {text}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
