@@ -153,6 +153,7 @@ fn start_sip(
     let config = &state.config;
     let ports = media::port_pool::PortPool::new(config.rtp_ports.start..=config.rtp_ports.end)?;
     let advertised = SocketAddr::new(config.public_ip, sip_addr.port());
+    let (acd, presence) = acd::driver::spawn_acd(state.store.clone(), state.flows.handle().clone());
     let services = Arc::new(call::CallServices {
         advertised,
         media_ip: config.public_ip,
@@ -163,6 +164,7 @@ fn start_sip(
         recordings: config.recordings.clone(),
         webhooks: ivr::webhook::WebhookClient::new().map_err(RunError::Webhooks)?,
         store: state.store.clone(),
+        acd,
     });
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(SIP_INBOUND_QUEUE);
     let udp = Arc::new(sip_udp);
@@ -183,6 +185,7 @@ fn start_sip(
         flows: state.flows.handle().clone(),
         services,
         store: state.store.clone(),
+        presence: Some(presence),
     });
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;

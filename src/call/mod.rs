@@ -4,6 +4,7 @@
 
 mod agent;
 mod log;
+mod queue;
 mod session;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -48,6 +49,8 @@ pub struct CallServices {
     pub webhooks: WebhookClient,
     /// Agents' extensions, for transfers to an extension.
     pub store: crate::store::Store,
+    /// The routing engine, for `queue` nodes.
+    pub acd: crate::acd::driver::AcdHandle,
 }
 
 /// A new inbound call.
@@ -433,7 +436,32 @@ impl Call {
         ))
     }
 
+    /// The caller's number, shown to agents.
+    fn caller_number(&self) -> Option<String> {
+        self.setup
+            .invite
+            .headers
+            .from()
+            .ok()
+            .and_then(|f| f.uri.user.clone())
+    }
+
     async fn confirmed(&mut self, dialog: &mut Dialog) -> &'static str {
+        let mut queued = None;
+        let end = self.confirmed_inner(dialog, &mut queued).await;
+        if let Some(q) = queued {
+            self.leave_queue(q);
+        }
+        end
+    }
+
+    async fn confirmed_inner(
+        &mut self,
+        dialog: &mut Dialog,
+        queued: &mut Option<queue::QueueLeg>,
+    ) -> &'static str {
+        let mut queue_rx: Option<mpsc::UnboundedReceiver<crate::acd::driver::QueueEvent>> = None;
+        let mut offer_rx: Option<mpsc::UnboundedReceiver<(String, agent::AgentEvent)>> = None;
         let mut session: Option<Session> = None;
         let mut leg_rx = None;
         let mut hook_rx = None;
@@ -554,6 +582,16 @@ impl Call {
                         }
                     }
                 }
+                Some(event) = recv_opt(queue_rx.as_mut()) => {
+                    if let (Some(q), Some(s)) = (queued.as_mut(), session.as_mut()) {
+                        self.handle_queue_event(q, s, event).await;
+                    }
+                }
+                Some((login, event)) = recv_opt(offer_rx.as_mut()) => {
+                    if let (Some(q), Some(s)) = (queued.as_mut(), session.as_mut()) {
+                        self.handle_offer_event(q, s, login, event);
+                    }
+                }
                 Some(event) = recv_opt(leg_rx.as_mut()) => {
                     if let Some(s) = session.as_mut() {
                         s.handle_leg_event(event, std::time::Instant::now());
@@ -576,13 +614,7 @@ impl Call {
                 let near = s.leg().id();
                 match self.transfer_target(&target).await {
                     Some((login, contact, dest)) => {
-                        let caller = self
-                            .setup
-                            .invite
-                            .headers
-                            .from()
-                            .ok()
-                            .and_then(|f| f.uri.user.clone());
+                        let caller = self.caller_number();
                         let (control, events) = agent::dial(
                             self.services.clone(),
                             self.commands.clone(),
@@ -603,6 +635,17 @@ impl Call {
                         s.handle_transfer_result(false, std::time::Instant::now());
                     }
                 }
+            }
+            if let Some(s) = session.as_mut()
+                && let Some((queue, priority)) = s.take_enqueue()
+            {
+                if let Some(old) = queued.take() {
+                    self.leave_queue(old);
+                }
+                let (q, inputs) = self.enqueue(queue, priority);
+                *queued = Some(q);
+                queue_rx = Some(inputs.events);
+                offer_rx = Some(inputs.offers);
             }
             if agent_leg.is_some() {
                 // Bridged: the flow is over; the call lasts until a side hangs up.

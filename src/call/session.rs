@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::ivr::interpreter::{
-    Action, CallContext, FlowRun, GiveUpReason, QueueOutcome, WallClock,
-    WebhookError as FlowWebhookError,
+    Action, CallContext, FlowRun, QueueOutcome, WallClock, WebhookError as FlowWebhookError,
 };
 use crate::ivr::model::TransferTarget;
 use crate::ivr::reload::LoadedFlows;
@@ -54,6 +53,8 @@ pub struct Session {
     playing: Option<PlaybackId>,
     /// A transfer the flow asked for, for the call task to dial.
     transfer: Option<(TransferTarget, Duration)>,
+    /// A queue the flow entered (name, priority), for the call task.
+    enqueue: Option<(String, u32)>,
     voicemail: Option<Voicemail>,
     done: Option<SessionEnd>,
     /// The call record: the IVR path is written when the session ends.
@@ -130,6 +131,7 @@ impl Session {
             webhook_tx,
             playing: None,
             transfer: None,
+            enqueue: None,
             voicemail: None,
             done: None,
             log,
@@ -170,6 +172,52 @@ impl Session {
     /// The transfer the flow asked for (once).
     pub fn take_transfer(&mut self) -> Option<(TransferTarget, Duration)> {
         self.transfer.take()
+    }
+
+    /// The queue the flow entered (once): the call task enqueues the caller.
+    pub fn take_enqueue(&mut self) -> Option<(String, u32)> {
+        self.enqueue.take()
+    }
+
+    /// How long one agent of `queue` may ring.
+    pub fn ring_timeout(&self, queue: &str) -> Duration {
+        self.flows
+            .set
+            .queues()
+            .get(queue)
+            .map_or(Duration::from_secs(20), |q| q.ring_timeout)
+    }
+
+    /// Plays the queue's hold music looped (silence without one).
+    fn hold_music(&mut self, queue: &str) {
+        let music = self
+            .flows
+            .set
+            .queues()
+            .get(queue)
+            .and_then(|q| q.music.as_ref())
+            .and_then(|m| self.flows.prompts.get(&m.name));
+        match music {
+            Some(prompt) => {
+                self.leg.play(vec![prompt], false, true);
+            }
+            None => self.leg.stop(),
+        }
+        // Looped music never finishes: the flow waits on the queue.
+        self.playing = None;
+    }
+
+    /// What became of the caller in the queue: the music stops when an
+    /// agent answers or the queue gives up; when the agent hangs up the
+    /// bridge ends and the flow goes on (`after`, else hang up).
+    pub fn handle_queue_result(&mut self, outcome: QueueOutcome, now: Instant) {
+        match outcome {
+            QueueOutcome::Answered { .. } | QueueOutcome::GaveUp { .. } => self.leg.stop(),
+            QueueOutcome::AgentHungUp => self.leg.unbridge(),
+            QueueOutcome::CallerLeft => {}
+        }
+        self.run.handle_queue_result(outcome, now);
+        self.drain(now);
     }
 
     /// The transfer reached its target (`true`, the call is now bridged)
@@ -326,7 +374,7 @@ impl Session {
     }
 
     /// Carries out every action the run has queued.
-    fn drain(&mut self, now: Instant) {
+    fn drain(&mut self, _now: Instant) {
         while let Some(action) = self.run.poll_action() {
             match action {
                 Action::Play { sounds, barge } => {
@@ -338,16 +386,10 @@ impl Session {
                     self.playing = None;
                 }
                 Action::Enqueue { queue, priority } => {
-                    // Agents and queues come with the routing engine; until
-                    // then no agent can take the call and the flow goes on
-                    // through the queue node's `next`.
-                    tracing::info!(queue = &*queue, priority, "queue has no agents yet");
-                    self.run.handle_queue_result(
-                        QueueOutcome::GaveUp {
-                            reason: GiveUpReason::NoAgents,
-                        },
-                        now,
-                    );
+                    // The caller hears the queue's music (looped) until an
+                    // agent answers or the queue gives up.
+                    self.hold_music(&queue);
+                    self.enqueue = Some((queue.to_string(), priority));
                 }
                 Action::Transfer { target, timeout } => {
                     self.transfer = Some(((*target).clone(), timeout));

@@ -50,6 +50,8 @@ pub struct Endpoint {
     pub flows: FlowsHandle,
     pub services: Arc<CallServices>,
     pub store: Store,
+    /// Where agents' registration changes go (the routing engine).
+    pub presence: Option<mpsc::UnboundedSender<BindingEvent>>,
 }
 
 /// Work the endpoint gave to helper tasks, coming back.
@@ -124,7 +126,7 @@ pub async fn run_endpoint(
         client_txs: HashMap::new(),
         transport,
         commands_tx,
-        presence: None,
+        presence: endpoint.presence.clone(),
         shutting_down: false,
     };
     tokio::pin!(shutdown);

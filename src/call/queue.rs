@@ -1,0 +1,239 @@
+//! A caller's time in a queue as its call task sees it (DESIGN §6): the
+//! routing engine's offers become agent legs ([`super::agent::dial`]), the
+//! first agent to answer is bridged to the caller, and the engine hears of
+//! answers, misses and the end of the call.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::agent::{self, AgentControl, AgentEvent};
+use super::session::Session;
+use super::{Call, EndpointCommand};
+use crate::acd::driver::{AcdCommand, QueueEvent};
+use crate::acd::routing::{CallerId, LeftReason};
+use crate::ivr::interpreter::{GiveUpReason, QueueOutcome};
+use crate::media::engine::LegHandle;
+
+/// How much longer than the queue's `ring_timeout` an agent leg rings: the
+/// engine's own timeout cancels it first.
+const RING_SLACK: Duration = Duration::from_secs(1);
+
+/// The agent bridged to the caller.
+pub(super) struct Bridged {
+    pub login: String,
+    control: mpsc::UnboundedSender<AgentControl>,
+    /// Kept open while bridged; dropping it closes the agent's media.
+    _leg: LegHandle,
+}
+
+/// One caller in one queue, from enqueue to the end of its agent call.
+pub(super) struct QueueLeg {
+    pub caller: CallerId,
+    queue: String,
+    /// Still waiting in the engine (not answered, not left).
+    waiting: bool,
+    /// Agent legs ringing, by login.
+    ringing: HashMap<String, mpsc::UnboundedSender<AgentControl>>,
+    pub bridged: Option<Bridged>,
+    /// Where agent legs' news goes, tagged with the login.
+    offers: mpsc::UnboundedSender<(String, AgentEvent)>,
+}
+
+/// The receivers a queued call listens on.
+pub(super) struct QueueInputs {
+    pub events: mpsc::UnboundedReceiver<QueueEvent>,
+    pub offers: mpsc::UnboundedReceiver<(String, AgentEvent)>,
+}
+
+impl Call {
+    /// Puts the caller in `queue` (the flow's `queue` node).
+    pub(super) fn enqueue(&self, queue: String, priority: u32) -> (QueueLeg, QueueInputs) {
+        let acd = &self.services.acd;
+        let caller = acd.new_caller();
+        let (reply, events) = mpsc::unbounded_channel();
+        acd.send(AcdCommand::Enqueue {
+            caller,
+            queue: queue.clone(),
+            priority,
+            preferred: None,
+            reply,
+        });
+        let (offers_tx, offers) = mpsc::unbounded_channel();
+        (
+            QueueLeg {
+                caller,
+                queue,
+                waiting: true,
+                ringing: HashMap::new(),
+                bridged: None,
+                offers: offers_tx,
+            },
+            QueueInputs { events, offers },
+        )
+    }
+
+    /// An event of the routing engine for this caller.
+    pub(super) async fn handle_queue_event(
+        &self,
+        q: &mut QueueLeg,
+        s: &mut Session,
+        event: QueueEvent,
+    ) {
+        match event {
+            QueueEvent::Offer { agents, .. } => {
+                let ring = s.ring_timeout(&q.queue) + RING_SLACK;
+                for login in agents {
+                    self.offer(q, s, login, ring).await;
+                }
+            }
+            QueueEvent::Cancel { agents } => {
+                for login in agents {
+                    if let Some(control) = q.ringing.remove(&login) {
+                        tracing::info!(%login, "offer cancelled");
+                        let _ = control.send(AgentControl::End);
+                    }
+                }
+            }
+            QueueEvent::Left { reason } => {
+                q.waiting = false;
+                q.end_ringing();
+                let reason = match reason {
+                    LeftReason::MaxWait => GiveUpReason::MaxWait,
+                    LeftReason::Closed => GiveUpReason::Closed,
+                    LeftReason::NoAgents => GiveUpReason::NoAgents,
+                };
+                s.handle_queue_result(QueueOutcome::GaveUp { reason }, Instant::now());
+            }
+        }
+    }
+
+    /// Rings the agent's newest registration; an agent with none counts as
+    /// a missed offer.
+    async fn offer(&self, q: &mut QueueLeg, s: &Session, login: String, ring: Duration) {
+        let (reply, contacts) = tokio::sync::oneshot::channel();
+        let _ = self.commands.send(EndpointCommand::Contacts {
+            login: login.clone(),
+            reply,
+        });
+        let newest = contacts
+            .await
+            .ok()
+            .and_then(|b| b.into_iter().max_by_key(|b| b.expires_at));
+        let Some(binding) = newest else {
+            tracing::info!(%login, "offered agent has no registration");
+            self.services.acd.send(AcdCommand::Rejected {
+                caller: q.caller,
+                login,
+            });
+            return;
+        };
+        let (control, mut events) = agent::dial(
+            self.services.clone(),
+            self.commands.clone(),
+            agent::AgentDial {
+                login: login.clone(),
+                contact: binding.contact.uri,
+                dest: binding.source,
+                caller: self.caller_number(),
+                ring_timeout: ring,
+                near: s.leg().id(),
+            },
+        );
+        let tx = q.offers.clone();
+        let tag = login.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if tx.send((tag.clone(), event)).is_err() {
+                    break;
+                }
+            }
+        });
+        q.ringing.insert(login, control);
+    }
+
+    /// News from one of the agent legs this caller started.
+    pub(super) fn handle_offer_event(
+        &self,
+        q: &mut QueueLeg,
+        s: &mut Session,
+        login: String,
+        event: AgentEvent,
+    ) {
+        let acd = &self.services.acd;
+        let now = Instant::now();
+        match event {
+            AgentEvent::Ringing => tracing::debug!(%login, "agent ringing"),
+            AgentEvent::Answered(leg) => {
+                let control = q.ringing.remove(&login);
+                let Some(control) = control.filter(|_| q.waiting && q.bridged.is_none()) else {
+                    // Too late: another agent answered or the caller left.
+                    return;
+                };
+                if let Err(err) = s.leg().bridge(&leg) {
+                    tracing::error!(cause = %err, "cannot bridge the caller to the agent");
+                    let _ = control.send(AgentControl::End);
+                    acd.send(AcdCommand::Rejected {
+                        caller: q.caller,
+                        login,
+                    });
+                    return;
+                }
+                tracing::info!(agent = %login, "bridged the caller to the queue agent");
+                q.waiting = false;
+                q.end_ringing();
+                acd.send(AcdCommand::Answered {
+                    caller: q.caller,
+                    login: login.clone(),
+                });
+                q.bridged = Some(Bridged {
+                    login: login.clone(),
+                    control,
+                    _leg: leg,
+                });
+                s.handle_queue_result(QueueOutcome::Answered { agent: login }, now);
+            }
+            AgentEvent::Failed { status } => {
+                if q.ringing.remove(&login).is_some() && q.waiting {
+                    let caller = q.caller;
+                    acd.send(match status {
+                        Some(_) => AcdCommand::Rejected { caller, login },
+                        None => AcdCommand::Timeout { caller, login },
+                    });
+                }
+            }
+            AgentEvent::Ended => {
+                if q.bridged.as_ref().is_some_and(|b| b.login == login) {
+                    tracing::info!(agent = %login, "queue agent hung up");
+                    acd.send(AcdCommand::CallEnded { login });
+                    // Unbridge before the agent's leg closes.
+                    s.handle_queue_result(QueueOutcome::AgentHungUp, now);
+                    q.bridged = None;
+                }
+            }
+        }
+    }
+
+    /// The caller's call ends: the engine forgets the caller, the agent's
+    /// call ends with it.
+    pub(super) fn leave_queue(&self, mut q: QueueLeg) {
+        let acd = &self.services.acd;
+        if q.waiting {
+            acd.send(AcdCommand::Remove { caller: q.caller });
+        }
+        q.end_ringing();
+        if let Some(b) = q.bridged {
+            acd.send(AcdCommand::CallEnded { login: b.login });
+            let _ = b.control.send(AgentControl::End);
+        }
+    }
+}
+
+impl QueueLeg {
+    fn end_ringing(&mut self) {
+        for (_, control) in self.ringing.drain() {
+            let _ = control.send(AgentControl::End);
+        }
+    }
+}
