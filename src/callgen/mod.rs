@@ -94,6 +94,9 @@ pub struct RtpTotals {
     pub lost: u64,
     pub loss_percent: f64,
     pub out_of_order: u64,
+    /// 20 ms frames the received timestamps span that no packet carried:
+    /// silence the switch did not send, or media ticks it skipped.
+    pub grid_skipped: u64,
     /// Answered calls that received no RTP at all.
     pub silent_calls: u64,
 }
@@ -224,6 +227,7 @@ fn summarize(results: Vec<worker::WorkerResult>, peak: u64) -> Report {
             rtp.expected += c.expected;
             rtp.lost += c.lost;
             rtp.out_of_order += c.out_of_order;
+            rtp.grid_skipped += c.grid_skipped;
             if c.answered && c.received == 0 {
                 rtp.silent_calls += 1;
             }
@@ -286,8 +290,16 @@ impl fmt::Display for Report {
         let r = &self.rtp;
         writeln!(
             f,
-            "RTP: sent {}, received {} of {} expected, lost {} ({:.4} %), out of order {}, calls without RTP {}",
-            r.sent, r.received, r.expected, r.lost, r.loss_percent, r.out_of_order, r.silent_calls
+            "RTP: sent {}, received {} of {} expected, lost {} ({:.4} %), out of order {}, \
+             frames not sent on the timestamp grid {}, calls without RTP {}",
+            r.sent,
+            r.received,
+            r.expected,
+            r.lost,
+            r.loss_percent,
+            r.out_of_order,
+            r.grid_skipped,
+            r.silent_calls
         )?;
         let j = &self.jitter_ms;
         writeln!(

@@ -12,6 +12,9 @@ use serde::Serialize;
 /// RTP clock rate of G.711 and telephone-event (RFC 3551 §4.5.14).
 pub const CLOCK_RATE: u32 = 8000;
 
+/// RTP units of one 20 ms packet at 8 kHz.
+const FRAME_UNITS: i64 = 160;
+
 /// A sequence jump below this is loss, not a restart (RFC 3550 A.1).
 const MAX_DROPOUT: u16 = 3000;
 
@@ -38,6 +41,9 @@ pub struct StreamStats {
     jitter: f64,
     /// `arrival - ideal` of each packet in ns, relative to the first.
     offsets: Vec<i64>,
+    /// Lowest and highest RTP timestamp seen, in units from the first.
+    min_units: i64,
+    max_units: i64,
 }
 
 /// The stream's first packet: the origin of sequence numbers and of the
@@ -70,6 +76,8 @@ impl StreamStats {
         // Position on the stream's RTP clock relative to the first packet;
         // i32 covers ±74 hours at 8 kHz.
         let units = i64::from(timestamp.wrapping_sub(first.timestamp) as i32);
+        self.min_units = self.min_units.min(units);
+        self.max_units = self.max_units.max(units);
         let ideal_ns = units * 1_000_000_000 / i64::from(CLOCK_RATE);
         let offset = arrival_ns - first.arrival_ns - ideal_ns;
         if self.offsets.len() < MAX_DEVIATION_SAMPLES {
@@ -120,6 +128,18 @@ impl StreamStats {
     /// difference negative, which counts as zero).
     pub fn lost(&self) -> u64 {
         self.expected().saturating_sub(self.received)
+    }
+
+    /// 20 ms frames the timestamps span but no packet carried: silence the
+    /// sender did not send (between prompts) or ticks it skipped. Assumes
+    /// 20 ms packets.
+    pub fn grid_skipped(&self) -> u64 {
+        if self.received == 0 {
+            return 0;
+        }
+        let frames = (self.max_units - self.min_units) / FRAME_UNITS + 1;
+        let unique = self.received - self.out_of_order;
+        u64::try_from(frames).unwrap_or(0).saturating_sub(unique)
     }
 
     /// Interarrival jitter (A.8) in seconds.
@@ -280,6 +300,7 @@ mod tests {
         );
         assert_eq!(s.jitter_seconds(), 0.0);
         assert!(s.deviations_ns().all(|d| d == 0));
+        assert_eq!(s.grid_skipped(), 0);
     }
 
     /// RFC 3550 A.3: a gap of two sequence numbers is two lost packets.
@@ -369,6 +390,8 @@ mod tests {
         ]);
         let d: Vec<u64> = s.deviations_ns().collect();
         assert_eq!(d, vec![3 * MS as u64, 0, 500_000, 0]);
+        // 53 frames spanned, 4 sent: 49 not sent.
+        assert_eq!(s.grid_skipped(), 49);
     }
 
     /// A packet from another SSRC is ignored.

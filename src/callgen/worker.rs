@@ -69,6 +69,7 @@ pub(super) struct CallResult {
     pub expected: u64,
     pub lost: u64,
     pub out_of_order: u64,
+    pub grid_skipped: u64,
     pub jitter: Option<f64>,
 }
 
@@ -374,6 +375,7 @@ impl Worker<'_> {
         r.expected = rx.expected();
         r.lost = rx.lost();
         r.out_of_order = rx.out_of_order;
+        r.grid_skipped = rx.grid_skipped();
         r.jitter = (rx.received > 1).then(|| rx.jitter_seconds());
         for d in rx.deviations_ns() {
             self.result.deviations.record(d);
