@@ -11,6 +11,8 @@
 #
 # Builds the release binaries first (set SWITCHBOARD_BIN and CALLGEN_BIN to
 # skip). The hold should outlast the ramp (CALLS / RATE) by a few seconds.
+# NICE=-10 runs the switch and callgen at that priority (as root), to keep
+# other work on a shared machine from starving them; say so with figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,7 +57,8 @@ nodes:
   bye: { hangup: {} }
 EOF
 
-RUST_LOG=warn,switchboard=info "$bin" serve \
+prio=(nice -n "${NICE:-0}")
+RUST_LOG=warn,switchboard=info "${prio[@]}" "$bin" serve \
     --sip-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --public-ip 127.0.0.1 \
     --database-url "sqlite://$work/load.db" --admin-token load \
     --flows "$work/flows" --sounds sounds --recordings "$work/recordings" \
@@ -86,7 +89,7 @@ sampler_pid=$!
 before=$(cpu_ticks)
 start=$(date +%s.%N)
 set +e
-"$callgen" --target "$sip" --number 100 --calls "$calls" --rate "$rate" \
+"${prio[@]}" "$callgen" --target "$sip" --number 100 --calls "$calls" --rate "$rate" \
     --duration "${hold}s" --rtp-ports 40000-59999 | tee "$work/callgen.out"
 callgen_rc=${PIPESTATUS[0]}
 set -e
@@ -125,7 +128,7 @@ printf 'switch RSS: %s KiB before, %s KiB peak (VmHWM), %s KiB sampled with all 
     "$rss_before" "$hwm" "$steady_rss" "$rss_end"
 printf 'memory per call: (peak - before) / calls = %.1f KiB\n' \
     "$(echo "($hwm - $rss_before) / $calls" | bc -l)"
-printf 'load average (1/5/15 min): %s before, %s after\n' "$load_before" "$load_after"
+printf 'load average (1/5/15 min): %s before, %s after; nice %s\n' "$load_before" "$load_after" "${NICE:-0}"
 if grep -q ' WARN \| ERROR ' "$work/switch.log"; then
     echo "switch warnings/errors (last 10):"
     grep ' WARN \| ERROR ' "$work/switch.log" | tail -n 10
