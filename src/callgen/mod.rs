@@ -146,9 +146,8 @@ pub fn run(config: Config) -> Result<Report, CallgenError> {
     // socket asks (a deferred switch); asking now, and holding this socket
     // for the run, has them on before the first call's RTP.
     let _timestamps_on = mio::net::UdpSocket::bind(SocketAddr::new(config.local_ip, 0))
-        .map(|s| {
-            rtp::enable_timestamps(&s);
-            s
+        .inspect(|s| {
+            rtp::enable_timestamps(s);
         })
         .map_err(CallgenError::SipSocket)?;
     let cpu_before = process_cpu_seconds();

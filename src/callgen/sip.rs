@@ -34,7 +34,7 @@ pub struct CallIds {
 }
 
 impl CallIds {
-    fn from_header(&self) -> String {
+    fn local_party(&self) -> String {
         format!("<sip:callgen@{}>;tag={}", self.local, self.from_tag)
     }
 
@@ -53,7 +53,7 @@ impl CallIds {
             format!("SIP/2.0/UDP {};branch={branch};rport", self.local),
         );
         h.push(HeaderName::MaxForwards, "70");
-        h.push(HeaderName::From, self.from_header());
+        h.push(HeaderName::From, self.local_party());
         h.push(HeaderName::To, to);
         h.push(HeaderName::CallId, self.call_id.as_str());
         h.push(HeaderName::CSeq, format!("{cseq} {method}"));
