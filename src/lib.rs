@@ -6,6 +6,7 @@
 pub mod acd;
 pub mod api;
 pub mod call;
+pub mod callgen;
 pub mod config;
 pub mod ivr;
 pub mod media;

@@ -1,0 +1,593 @@
+//! One generator worker: a thread owning a share of the calls, one SIP
+//! socket for them (calls told apart by Call-ID) and one RTP socket per
+//! call, all polled with mio. A single 20 ms timer drives every call of
+//! the worker, as the switch's media engine does: each tick starts the
+//! calls that are due, sends one frame per answered call, and runs the SIP
+//! retransmission and hold timers.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+
+use crate::media::dtmf::rfc4733::{Rfc4733Sender, SenderConfig};
+use crate::media::rtp::{RtpPacket, RtpSender};
+use crate::sip::message::{
+    HeaderName, Limits, Message, Method, Request, Response, Uri, parse_message,
+};
+
+use super::rtp::{AudioFrames, FRAME_SAMPLES, PortRange, enable_timestamps, recv_timestamped};
+use super::sip::{CallIds, TELEPHONE_EVENT_PT, answer, answer_rtp, remote_target};
+use super::stats::{Histogram, StreamStats};
+use super::{CallgenError, Config};
+
+/// The media tick (RFC 3551 §4.5.14 G.711 frames of 20 ms).
+const TICK: Duration = Duration::from_millis(20);
+/// RFC 3261 §17.1.1.2 timer T1 (first retransmission), T2 (cap), and
+/// 64×T1 (Timer B / F: give up).
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+const TIMER_B: Duration = Duration::from_secs(32);
+/// Token of the worker's SIP socket; calls use their index.
+const SIP: Token = Token(usize::MAX);
+/// Datagrams read from one socket per readiness event before moving on.
+const MAX_READS: usize = 256;
+/// Length of a generated RFC 4733 key press.
+const DTMF_LENGTH: Duration = Duration::from_millis(100);
+
+/// What the workers share: the settings, the port range, the frames sent
+/// and the count of calls up (for the peak).
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub config: Config,
+    pub ports: PortRange,
+    pub frames: AudioFrames,
+    /// When call 0 is due; call k is due at `start + k / rate`.
+    pub start: Instant,
+    pub active: AtomicU64,
+    pub peak: AtomicU64,
+    /// Set by the first RTP socket that refused kernel timestamps.
+    pub user_timestamps: std::sync::atomic::AtomicBool,
+}
+
+/// How one call ended.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CallResult {
+    pub answered: bool,
+    /// The final status of the INVITE, if one came.
+    pub status: Option<u16>,
+    /// Why the call failed: `"486"`, `"timeout"`, `"no-sdp"`, `"socket"`.
+    pub failure: Option<String>,
+    pub setup: Option<Duration>,
+    pub ended_by_switch: bool,
+    pub sent: u64,
+    pub received: u64,
+    pub expected: u64,
+    pub lost: u64,
+    pub out_of_order: u64,
+    pub grid_skipped: u64,
+    pub jitter: Option<f64>,
+}
+
+/// Everything a worker hands back.
+#[derive(Debug, Default)]
+pub(super) struct WorkerResult {
+    pub calls: Vec<CallResult>,
+    pub deviations: Histogram,
+    /// Ticks that ran more than one period late (the generator fell behind).
+    pub late_ticks: u64,
+    /// Decoded audio received on the captured call.
+    pub captured: Vec<i16>,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Not started yet.
+    Pending,
+    /// INVITE sent; `proceeding` after a provisional answer (no more
+    /// retransmissions, RFC 3261 §17.1.1.2).
+    Inviting {
+        sent: Instant,
+        next_retx: Instant,
+        interval: Duration,
+        proceeding: bool,
+    },
+    Up {
+        ends: Instant,
+    },
+    Byeing {
+        sent: Instant,
+        next_retx: Instant,
+        interval: Duration,
+    },
+    Done,
+}
+
+#[derive(Debug)]
+struct Call {
+    ids: CallIds,
+    phase: Phase,
+    due: Instant,
+    invite: Vec<u8>,
+    ack: Vec<u8>,
+    bye: Vec<u8>,
+    rtp: Option<mio::net::UdpSocket>,
+    remote_rtp: Option<SocketAddr>,
+    sender: RtpSender,
+    /// Frames of the call's own timeline since its media started.
+    frame: u64,
+    media_ts: u32,
+    after_dtmf: bool,
+    dtmf: Rfc4733Sender,
+    dtmf_due: Option<Instant>,
+    rx: StreamStats,
+    result: CallResult,
+    capture: bool,
+}
+
+/// Runs worker `id` over the calls whose global index is `id` modulo
+/// `workers`, until every one has ended.
+pub(super) fn run(
+    shared: Arc<Shared>,
+    id: usize,
+    workers: usize,
+) -> Result<WorkerResult, CallgenError> {
+    let cfg = &shared.config;
+    let poll = Poll::new().map_err(CallgenError::Poll)?;
+    let mut sip = mio::net::UdpSocket::bind(SocketAddr::new(cfg.local_ip, 0))
+        .map_err(CallgenError::SipSocket)?;
+    poll.registry()
+        .register(&mut sip, SIP, Interest::READABLE)
+        .map_err(CallgenError::Poll)?;
+    let local = sip.local_addr().map_err(CallgenError::SipSocket)?;
+    let mut rng = rand::rng();
+    let run_id = std::process::id();
+
+    let mut calls: Vec<Call> = (id..cfg.calls as usize)
+        .step_by(workers)
+        .map(|k| {
+            let due = shared.start + Duration::from_secs_f64(k as f64 / cfg.rate.max(0.001));
+            Call {
+                ids: CallIds {
+                    call_id: format!("cg-{run_id}-{k}@callgen"),
+                    from_tag: format!("cg{k}"),
+                    invite_branch: format!("z9hG4bKcg{run_id}x{k}"),
+                    number: cfg.number.clone(),
+                    target: cfg.target,
+                    local,
+                },
+                phase: Phase::Pending,
+                due,
+                invite: Vec::new(),
+                ack: Vec::new(),
+                bye: Vec::new(),
+                rtp: None,
+                remote_rtp: None,
+                sender: RtpSender::random(&mut rng),
+                frame: 0,
+                media_ts: 0,
+                after_dtmf: false,
+                dtmf: Rfc4733Sender::new(SenderConfig::default()),
+                dtmf_due: None,
+                rx: StreamStats::default(),
+                result: CallResult::default(),
+                capture: cfg.capture_call == Some(k as u64),
+            }
+        })
+        .collect();
+    let by_call_id: HashMap<String, usize> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.ids.call_id.clone(), i))
+        .collect();
+
+    let mut w = Worker {
+        shared: &shared,
+        poll,
+        sip,
+        by_call_id,
+        buf: vec![0u8; 65536],
+        out: vec![0u8; 1500],
+        result: WorkerResult::default(),
+        next_start: 0,
+        open: calls.len(),
+    };
+    let mut events = Events::with_capacity(1024);
+    let mut tick = shared.start;
+    while w.open > 0 {
+        let now = Instant::now();
+        if now >= tick {
+            let mut missed = 0;
+            tick += TICK;
+            while tick <= now {
+                tick += TICK;
+                missed += 1;
+            }
+            if missed > 0 {
+                w.result.late_ticks += 1;
+            }
+            w.tick(&mut calls, now, missed);
+            continue;
+        }
+        match w.poll.poll(&mut events, Some(tick - now)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CallgenError::Poll(e)),
+        }
+        for ev in &events {
+            if ev.token() == SIP {
+                w.read_sip(&mut calls);
+            } else if let Some(call) = calls.get_mut(ev.token().0) {
+                w.read_rtp(call);
+            }
+        }
+    }
+    let mut result = w.result;
+    for call in calls {
+        result.calls.push(call.result);
+    }
+    Ok(result)
+}
+
+struct Worker<'a> {
+    shared: &'a Shared,
+    poll: Poll,
+    sip: mio::net::UdpSocket,
+    by_call_id: HashMap<String, usize>,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    result: WorkerResult,
+    /// Calls before this index have been started.
+    next_start: usize,
+    /// Calls not yet done.
+    open: usize,
+}
+
+impl Worker<'_> {
+    fn send_sip(&self, bytes: &[u8]) {
+        // A full socket buffer drops the message; the retransmission timers
+        // cover INVITE and BYE.
+        let _ = self.sip.send_to(bytes, self.shared.config.target);
+    }
+
+    fn tick(&mut self, calls: &mut [Call], now: Instant, missed: u64) {
+        while self.next_start < calls.len() && calls[self.next_start].due <= now {
+            let i = self.next_start;
+            self.next_start += 1;
+            self.start_call(&mut calls[i], i, now);
+        }
+        for call in calls.iter_mut() {
+            match call.phase {
+                Phase::Pending | Phase::Done => {}
+                Phase::Inviting {
+                    sent,
+                    next_retx,
+                    interval,
+                    proceeding,
+                } => {
+                    if now >= sent + TIMER_B {
+                        call.result.failure = Some("timeout".into());
+                        self.finish(call);
+                    } else if !proceeding && now >= next_retx {
+                        self.send_sip(&call.invite);
+                        call.phase = Phase::Inviting {
+                            sent,
+                            next_retx: now + interval * 2,
+                            interval: interval * 2,
+                            proceeding,
+                        };
+                    }
+                }
+                Phase::Up { ends } => {
+                    if now >= ends {
+                        self.send_sip(&call.bye);
+                        call.phase = Phase::Byeing {
+                            sent: now,
+                            next_retx: now + T1,
+                            interval: T1,
+                        };
+                        self.shared.active.fetch_sub(1, Ordering::Relaxed);
+                    } else {
+                        self.send_media(call, now, missed);
+                    }
+                }
+                Phase::Byeing {
+                    sent,
+                    next_retx,
+                    interval,
+                } => {
+                    if now >= sent + TIMER_B {
+                        self.finish(call);
+                    } else if now >= next_retx {
+                        self.send_sip(&call.bye);
+                        let interval = (interval * 2).min(T2);
+                        call.phase = Phase::Byeing {
+                            sent,
+                            next_retx: now + interval,
+                            interval,
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_call(&mut self, call: &mut Call, index: usize, now: Instant) {
+        let cfg = &self.shared.config;
+        let mut sock = match self.shared.ports.bind(cfg.local_ip) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(cause = %e, "call not started");
+                call.result.failure = Some("socket".into());
+                self.finish(call);
+                return;
+            }
+        };
+        if !enable_timestamps(&sock) {
+            self.shared.user_timestamps.store(true, Ordering::Relaxed);
+        }
+        let rtp_addr = match sock.local_addr() {
+            Ok(a) => a,
+            Err(_) => {
+                call.result.failure = Some("socket".into());
+                self.finish(call);
+                return;
+            }
+        };
+        if self
+            .poll
+            .registry()
+            .register(&mut sock, Token(index), Interest::READABLE)
+            .is_err()
+        {
+            call.result.failure = Some("socket".into());
+            self.finish(call);
+            return;
+        }
+        call.rtp = Some(sock);
+        call.invite = call.ids.invite(cfg.codec, rtp_addr);
+        self.send_sip(&call.invite);
+        call.phase = Phase::Inviting {
+            sent: now,
+            next_retx: now + T1,
+            interval: T1,
+            proceeding: false,
+        };
+    }
+
+    /// Ends a call: its RTP socket closes and its statistics are kept.
+    fn finish(&mut self, call: &mut Call) {
+        if matches!(call.phase, Phase::Up { .. }) {
+            self.shared.active.fetch_sub(1, Ordering::Relaxed);
+        }
+        call.phase = Phase::Done;
+        if let Some(mut sock) = call.rtp.take() {
+            let _ = self.poll.registry().deregister(&mut sock);
+        }
+        let rx = &call.rx;
+        let r = &mut call.result;
+        r.sent = u64::from(call.sender.packets_sent());
+        r.received = rx.received;
+        r.expected = rx.expected();
+        r.lost = rx.lost();
+        r.out_of_order = rx.out_of_order;
+        r.grid_skipped = rx.grid_skipped();
+        r.jitter = (rx.received > 1).then(|| rx.jitter_seconds());
+        for d in rx.deviations_ns() {
+            self.result.deviations.record(d);
+        }
+        call.rx = StreamStats::default();
+        call.invite = Vec::new();
+        self.open -= 1;
+    }
+
+    /// One 20 ms frame (or the RFC 4733 packet replacing it, §2.5.1).
+    fn send_media(&mut self, call: &mut Call, now: Instant, missed: u64) {
+        let (Some(sock), Some(to)) = (&call.rtp, call.remote_rtp) else {
+            return;
+        };
+        let cfg = &self.shared.config;
+        let ts = call
+            .media_ts
+            .wrapping_add((call.frame as u32).wrapping_mul(FRAME_SAMPLES as u32));
+        call.frame += 1 + missed;
+        if let Some(due) = call.dtmf_due
+            && now >= due
+            && let Some((digit, _)) = cfg.dtmf
+        {
+            call.dtmf_due = None;
+            let _ = call.dtmf.start(now, digit, ts, DTMF_LENGTH);
+        }
+        let len = if call.dtmf.is_busy() {
+            call.after_dtmf = true;
+            let Some(p) = call.dtmf.poll_packet(now) else {
+                return;
+            };
+            call.sender.next_packet_at(
+                TELEPHONE_EVENT_PT,
+                &p.payload,
+                p.timestamp,
+                p.marker,
+                &mut self.out,
+            )
+        } else {
+            let frame = self.shared.frames.frame(call.frame);
+            let marker = std::mem::take(&mut call.after_dtmf);
+            call.sender
+                .next_packet_at(cfg.codec.payload_type(), frame, ts, marker, &mut self.out)
+        };
+        if let Ok(len) = len {
+            let _ = sock.send_to(&self.out[..len], to);
+        }
+    }
+
+    fn read_rtp(&mut self, call: &mut Call) {
+        let Some(sock) = &call.rtp else {
+            return;
+        };
+        let pt = self.shared.config.codec.payload_type();
+        for _ in 0..MAX_READS {
+            let (n, at) = match recv_timestamped(sock, &mut self.buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => continue,
+            };
+            let Some(data) = self.buf.get(..n) else {
+                continue;
+            };
+            let Ok(pkt) = RtpPacket::parse(data) else {
+                continue;
+            };
+            call.rx
+                .handle_packet(pkt.ssrc(), pkt.sequence(), pkt.timestamp(), at);
+            if call.capture && pkt.payload_type() == pt && self.result.captured.len() < 8000 * 60 {
+                let codec = self.shared.config.codec;
+                self.result
+                    .captured
+                    .extend(pkt.payload().iter().map(|&b| codec.decode(b)));
+            }
+        }
+    }
+
+    fn read_sip(&mut self, calls: &mut [Call]) {
+        for _ in 0..MAX_READS * 16 {
+            let n = match self.sip.recv_from(&mut self.buf) {
+                Ok((n, _)) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => continue,
+            };
+            let Some(data) = self.buf.get(..n) else {
+                continue;
+            };
+            let Ok(msg) = parse_message(data, &Limits::default()) else {
+                continue;
+            };
+            let now = Instant::now();
+            let index = msg
+                .headers()
+                .call_id()
+                .ok()
+                .and_then(|id| self.by_call_id.get(id).copied());
+            match (msg, index) {
+                (Message::Response(resp), Some(i)) => {
+                    if let Some(call) = calls.get_mut(i) {
+                        self.handle_response(call, &resp, now);
+                    }
+                }
+                (Message::Request(req), Some(i)) => {
+                    if let Some(call) = calls.get_mut(i) {
+                        self.handle_request(call, &req);
+                    }
+                }
+                (Message::Request(req), None) if req.method != Method::Ack => {
+                    self.send_sip(&answer(&req, 481, "Call/Transaction Does Not Exist"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn handle_response(&mut self, call: &mut Call, resp: &Response, now: Instant) {
+        let Ok(cseq) = resp.headers.cseq() else {
+            return;
+        };
+        let to = resp
+            .headers
+            .get(&HeaderName::To)
+            .unwrap_or_default()
+            .to_owned();
+        match cseq.method {
+            Method::Invite => self.handle_invite_response(call, resp, to, now),
+            Method::Bye if resp.status >= 200 => {
+                if matches!(call.phase, Phase::Byeing { .. }) {
+                    self.finish(call);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_invite_response(
+        &mut self,
+        call: &mut Call,
+        resp: &Response,
+        to: String,
+        now: Instant,
+    ) {
+        let Phase::Inviting {
+            sent,
+            next_retx,
+            interval,
+            ..
+        } = call.phase
+        else {
+            // A retransmitted 2xx: the ACK was lost (RFC 3261 §13.2.2.4).
+            if resp.is_success() && !call.ack.is_empty() {
+                self.send_sip(&call.ack);
+            }
+            return;
+        };
+        if resp.is_provisional() {
+            call.phase = Phase::Inviting {
+                sent,
+                next_retx,
+                interval,
+                proceeding: true,
+            };
+            return;
+        }
+        call.result.status = Some(resp.status);
+        if !resp.is_success() {
+            self.send_sip(&call.ids.ack_failure(&to));
+            call.result.failure = Some(resp.status.to_string());
+            self.finish(call);
+            return;
+        }
+        let target: Uri = remote_target(resp, &call.ids);
+        call.ack = call.ids.ack_2xx(&to, &target);
+        call.bye = call.ids.bye(&to, &target);
+        self.send_sip(&call.ack);
+        call.result.setup = Some(now.saturating_duration_since(sent));
+        let Some(rtp) = answer_rtp(&resp.body) else {
+            call.result.failure = Some("no-sdp".into());
+            self.send_sip(&call.bye);
+            call.phase = Phase::Byeing {
+                sent: now,
+                next_retx: now + T1,
+                interval: T1,
+            };
+            return;
+        };
+        call.result.answered = true;
+        call.remote_rtp = Some(rtp);
+        call.media_ts = call.sender.next_timestamp();
+        let cfg = &self.shared.config;
+        call.dtmf_due = cfg.dtmf.map(|(_, at)| now + at);
+        call.phase = Phase::Up {
+            ends: now + cfg.duration,
+        };
+        let active = self.shared.active.fetch_add(1, Ordering::Relaxed) + 1;
+        self.shared.peak.fetch_max(active, Ordering::Relaxed);
+    }
+
+    fn handle_request(&mut self, call: &mut Call, req: &Request) {
+        match req.method {
+            Method::Ack => {}
+            Method::Bye => {
+                self.send_sip(&answer(req, 200, "OK"));
+                if matches!(call.phase, Phase::Up { .. } | Phase::Byeing { .. }) {
+                    call.result.ended_by_switch = matches!(call.phase, Phase::Up { .. });
+                    self.finish(call);
+                }
+            }
+            Method::Options | Method::Info | Method::Notify => {
+                self.send_sip(&answer(req, 200, "OK"));
+            }
+            _ => self.send_sip(&answer(req, 501, "Not Implemented")),
+        }
+    }
+}
