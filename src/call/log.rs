@@ -19,6 +19,9 @@ pub struct CallLog {
     tx: mpsc::UnboundedSender<CallEvent>,
     /// A voicemail was left: the call ends as `voicemail`.
     voicemail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// 1 once queued, 2 once an agent answered: a caller who leaves while
+    /// queued abandoned the queue, not the IVR.
+    queue: std::sync::Arc<std::sync::atomic::AtomicU8>,
 }
 
 impl CallLog {
@@ -69,6 +72,7 @@ impl CallLog {
             CallLog {
                 tx,
                 voicemail: Default::default(),
+                queue: Default::default(),
             },
             link_rx,
         )
@@ -76,12 +80,26 @@ impl CallLog {
 
     /// Records one step (in order with the others).
     pub fn record(&self, event: CallEvent) {
+        use crate::thread::Disposition;
         use std::sync::atomic::Ordering;
         let event = match event {
             CallEvent::Voicemail { .. } => {
                 self.voicemail.store(true, Ordering::Relaxed);
                 event
             }
+            CallEvent::Queued { .. } => {
+                self.queue.store(1, Ordering::Relaxed);
+                event
+            }
+            CallEvent::Answered { .. } => {
+                self.queue.store(2, Ordering::Relaxed);
+                event
+            }
+            CallEvent::Ended {
+                disposition: Disposition::AbandonedIvr,
+            } if self.queue.load(Ordering::Relaxed) == 1 => CallEvent::Ended {
+                disposition: Disposition::AbandonedQueue,
+            },
             CallEvent::Ended {
                 disposition: crate::thread::Disposition::Answered,
             } if self.voicemail.load(Ordering::Relaxed) => CallEvent::Ended {

@@ -97,6 +97,7 @@ pub fn spawn_call(
                 log,
                 link: Some(link),
                 transferred: false,
+                preferred_agent: None,
             };
             let outcome = call.run().await;
             tracing::info!(outcome, "call ended");
@@ -134,6 +135,8 @@ struct Call {
     link: Option<tokio::sync::oneshot::Receiver<crate::thread::linking::LinkResult>>,
     /// The call was bridged to a transfer target.
     transferred: bool,
+    /// The assignee or last agent of the caller's open thread.
+    preferred_agent: Option<String>,
 }
 
 impl Call {

@@ -53,11 +53,19 @@ impl Call {
         let acd = &self.services.acd;
         let caller = acd.new_caller();
         let (reply, events) = mpsc::unbounded_channel();
+        // DESIGN §7: the agent of the caller's thread is offered first
+        // (the queue's `prefer_last_agent` says for how long).
+        let preferred = self.preferred_agent.clone();
+        self.log.record(crate::thread::CallEvent::Queued {
+            queue: queue.clone(),
+            priority: i64::from(priority),
+            reason: preferred.as_ref().map(|a| format!("last agent {a}")),
+        });
         acd.send(AcdCommand::Enqueue {
             caller,
             queue: queue.clone(),
             priority,
-            preferred: None,
+            preferred,
             reply,
         });
         let (offers_tx, offers) = mpsc::unbounded_channel();
@@ -181,6 +189,21 @@ impl Call {
                     return;
                 }
                 tracing::info!(agent = %login, "bridged the caller to the queue agent");
+                // DESIGN §4: bridged calls are recorded in stereo, caller
+                // left, agent right.
+                let path = self.services.recordings.join(format!(
+                    "call-{}-{}.wav",
+                    crate::store::now_ms(),
+                    super::session::file_safe(&self.setup.call_id)
+                ));
+                s.leg()
+                    .start_recording(path.clone(), crate::media::recorder::Layout::Stereo);
+                self.log.record(crate::thread::CallEvent::Answered {
+                    agent: login.clone(),
+                });
+                self.log.record(crate::thread::CallEvent::Recording {
+                    path: path.display().to_string(),
+                });
                 q.waiting = false;
                 q.end_ringing();
                 acd.send(AcdCommand::Answered {
