@@ -54,26 +54,7 @@ fn cancel_while_ringing() {
 }
 
 fn add_alice(dir: &common::Scratch) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args([
-            "agent",
-            "add",
-            "alice",
-            "--password",
-            "s3cret",
-            "--name",
-            "Alice",
-        ])
-        .arg("--database-url")
-        .arg(common::db_url(dir))
-        .env("SWITCHBOARD_DOMAIN", "127.0.0.1")
-        .output()
-        .expect("agent add");
-    assert!(
-        out.status.success(),
-        "agent add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::add_agent(dir, "alice", "s3cret", &["--name", "Alice"]);
 }
 
 /// RFC 3261 §10.3, §22.4: REGISTER is challenged, the right password

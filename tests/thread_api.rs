@@ -285,7 +285,6 @@ async fn twilio_webhook_answers_twiml_once() {
 /// then holds the SMS and the call (with its IVR path) in time order.
 #[tokio::test]
 async fn a_call_joins_the_callers_sms_thread() {
-    use std::net::UdpSocket;
     use std::time::{Duration, Instant};
 
     let switch = Switch::start("thread-call");
@@ -303,84 +302,21 @@ async fn a_call_joins_the_callers_sms_thread() {
         .await;
     assert!(status == 200 || status == 201, "{status} {body}");
 
-    // The call: INVITE from the same number, ACK, key 1 (the test flow's
-    // menu option that hangs up), BYE from the switch.
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let me = sock.local_addr().unwrap();
-    let sw = switch.sip;
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
-        rtp.local_addr().unwrap().port()
-    );
-    sock.send_to(
-        format!(
-            "INVITE sip:+14155550100@{sw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKth1;rport\r\n\
-             From: <sip:+14155550123@{me}>;tag=t1\r\nTo: <sip:+14155550100@{sw}>\r\nCall-ID: thread-call-1\r\n\
-             CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n\
-             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        )
-        .as_bytes(),
-        sw,
-    )
-    .unwrap();
-    let mut buf = [0u8; 8192];
-    let to = loop {
-        let (n, _) = sock.recv_from(&mut buf).expect("answer");
-        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if msg.starts_with("SIP/2.0 200") {
-            break msg
-                .lines()
-                .find_map(|l| l.strip_prefix("To:").map(|t| t.trim().to_owned()))
-                .unwrap();
-        }
-    };
-    sock.send_to(
-        format!(
-            "ACK sip:+14155550100@{sw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKth2\r\n\
-             From: <sip:+14155550123@{me}>;tag=t1\r\nTo: {to}\r\nCall-ID: thread-call-1\r\nCSeq: 1 ACK\r\n\
-             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        )
-        .as_bytes(),
-        sw,
-    )
-    .unwrap();
-    // Wait for the switch's RTP, then press 1 (RFC 4733, three end packets).
-    rtp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let (_, media) = rtp.recv_from(&mut buf).expect("prompt RTP");
+    // The call from the same number; key 1 (the test flow's menu option
+    // that hangs up) as RFC 4733, then the switch's BYE.
+    let caller = common::RawCaller::dial(&switch, "+14155550100", "+14155550123", "thread-call-1");
+    caller
+        .rtp
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (_, media) = caller.rtp.recv_from(&mut buf).expect("prompt RTP");
     for (i, end) in [false, true, true, true].into_iter().enumerate() {
         let payload = common::rfc4733_payload(1, end, 10, 480);
         let pkt = common::rtp_bytes(101, i == 0, 500 + i as u16, 8000, 0x55, &payload);
-        rtp.send_to(&pkt, media).unwrap();
+        caller.rtp.send_to(&pkt, media).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        assert!(Instant::now() < deadline, "no BYE:\n{}", switch.log());
-        let Ok((n, src)) = sock.recv_from(&mut buf) else {
-            continue;
-        };
-        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if msg.starts_with("BYE ") {
-            let via = msg.lines().find(|l| l.starts_with("Via:")).unwrap();
-            let lines: Vec<&str> = msg
-                .lines()
-                .filter(|l| {
-                    ["From:", "To:", "Call-ID:", "CSeq:"]
-                        .iter()
-                        .any(|h| l.starts_with(h))
-                })
-                .collect();
-            let ok = format!(
-                "SIP/2.0 200 OK\r\n{via}\r\n{}\r\nContent-Length: 0\r\n\r\n",
-                lines.join("\r\n")
-            );
-            sock.send_to(ok.as_bytes(), src).unwrap();
-            break;
-        }
-    }
+    caller.expect_bye();
 
     // The contact's thread holds the SMS, then the call.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -640,3 +640,164 @@ pub fn take_netstrings(buf: &mut Vec<u8>) -> Vec<String> {
     }
     out
 }
+
+/// Adds an agent with the CLI into a scratch folder's database, under the
+/// realm the test switch uses (127.0.0.1).
+pub fn add_agent(dir: &Scratch, login: &str, password: &str, extra: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["agent", "add", login, "--password", password])
+        .args(extra)
+        .arg("--database-url")
+        .arg(db_url(dir))
+        .env("SWITCHBOARD_DOMAIN", "127.0.0.1")
+        .output()
+        .expect("agent add");
+    assert!(
+        out.status.success(),
+        "agent add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Registers `login` from SIPp on a fresh port, then starts SIPp's built-in
+/// answering scenario on that port: the agent's phone. Returns the running
+/// answering SIPp (one call).
+pub fn agent_phone(switch: &Switch, login: &str, password: &str) -> Child {
+    let port = free_port().to_string();
+    let register = scenario("agent_register.xml");
+    let out = sipp_from(
+        switch,
+        &port,
+        &[
+            "-sf", &register, "-s", login, "-au", login, "-ap", password, "-m", "1",
+        ],
+    );
+    assert_sipp_ok(&out, switch, "agent registration");
+    let phone = Command::new("sipp")
+        .current_dir(switch.dir.path().join("sipp"))
+        .arg(switch.sip.to_string())
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
+        .args([
+            "-p",
+            &port,
+            "-mp",
+            &free_port().to_string(),
+            "-cp",
+            &free_port().to_string(),
+        ])
+        .args(["-timeout", "40s", "-timeout_error", "-trace_err"])
+        .args(["-sn", "uas", "-m", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipp agent phone");
+    switch.wait_log("agent registered");
+    phone
+}
+
+/// A raw SIP caller on UDP from `from_user`: INVITE with a PCMU (+ RFC 4733)
+/// offer, answered and ACKed; then BYE either way.
+pub struct RawCaller {
+    pub sock: UdpSocket,
+    pub rtp: UdpSocket,
+    number: String,
+    from_user: String,
+    to: String,
+    call_id: String,
+    switch: SocketAddr,
+}
+
+impl RawCaller {
+    pub fn dial(switch: &Switch, number: &str, from_user: &str, call_id: &str) -> RawCaller {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let me = sock.local_addr().unwrap();
+        let sw = switch.sip;
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+            rtp.local_addr().unwrap().port()
+        );
+        let invite = format!(
+            "INVITE sip:{number}@{sw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}-1;rport\r\n\
+             From: <sip:{from_user}@{me}>;tag=c1\r\nTo: <sip:{number}@{sw}>\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        sock.send_to(invite.as_bytes(), sw).unwrap();
+        let mut buf = [0u8; 8192];
+        let to = loop {
+            let (n, _) = sock.recv_from(&mut buf).expect("answer to the INVITE");
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.starts_with("SIP/2.0 200") {
+                break msg
+                    .lines()
+                    .find_map(|l| l.strip_prefix("To:").map(|t| t.trim().to_owned()))
+                    .unwrap();
+            }
+            assert!(msg.starts_with("SIP/2.0 1"), "INVITE refused:\n{msg}");
+        };
+        let caller = RawCaller {
+            sock,
+            rtp,
+            number: number.to_owned(),
+            from_user: from_user.to_owned(),
+            to,
+            call_id: call_id.to_owned(),
+            switch: sw,
+        };
+        caller.request("ACK", 1, "2");
+        caller
+    }
+
+    fn request(&self, method: &str, cseq: u32, branch: &str) {
+        let me = self.sock.local_addr().unwrap();
+        let (sw, number, from, to, call_id) = (
+            self.switch,
+            &self.number,
+            &self.from_user,
+            &self.to,
+            &self.call_id,
+        );
+        let msg = format!(
+            "{method} sip:{number}@{sw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}-{branch}\r\n\
+             From: <sip:{from}@{me}>;tag=c1\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        self.sock.send_to(msg.as_bytes(), sw).unwrap();
+    }
+
+    /// The caller hangs up.
+    pub fn bye(&self) {
+        self.request("BYE", 2, "3");
+    }
+
+    /// Waits for the switch's BYE and answers it 200.
+    pub fn expect_bye(&self) {
+        let mut buf = [0u8; 8192];
+        loop {
+            let (n, from) = self.sock.recv_from(&mut buf).expect("BYE from the switch");
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if !msg.starts_with("BYE ") {
+                continue;
+            }
+            let mut resp = String::from("SIP/2.0 200 OK\r\n");
+            for line in msg.lines() {
+                let lower = line.to_ascii_lowercase();
+                if ["via:", "from:", "to:", "call-id:", "cseq:"]
+                    .iter()
+                    .any(|h| lower.starts_with(h))
+                {
+                    resp.push_str(line);
+                    resp.push_str("\r\n");
+                }
+            }
+            resp.push_str("Content-Length: 0\r\n\r\n");
+            self.sock.send_to(resp.as_bytes(), from).unwrap();
+            return;
+        }
+    }
+}
