@@ -56,20 +56,14 @@ pub struct Endpoint {
 
 /// Work the endpoint gave to helper tasks, coming back.
 enum Internal {
-    /// The agent account a REGISTER named, loaded from the store.
+    /// The agent account a REGISTER (or an INVITE's Proxy-Authorization)
+    /// named, loaded from the store; `call` is the INVITE's flow.
     AccountLoaded {
         tx: ServerTxId,
         request: Request,
         source: Peer,
         account: Option<Account>,
-    },
-    /// The account named by an INVITE's Proxy-Authorization, loaded.
-    CallerLoaded {
-        tx: ServerTxId,
-        request: Request,
-        source: Peer,
-        account: Option<Account>,
-        flow: FlowEntry,
+        call: Option<FlowEntry>,
     },
     /// A response held back for a throttled source.
     Delayed { tx: ServerTxId, response: Response },
@@ -404,20 +398,7 @@ fn handle_invite(
                     apply_verdict(state, now, tx, &req, verdict);
                 }
             }
-            Some(login) => {
-                let store = endpoint.store.clone();
-                let back = state.internal_tx.clone();
-                tokio::spawn(async move {
-                    let account = load_account(&store, &login).await;
-                    let _ = back.send(Internal::CallerLoaded {
-                        tx,
-                        request: req,
-                        source,
-                        account,
-                        flow,
-                    });
-                });
-            }
+            Some(login) => lookup_account(endpoint, state, login, tx, req, source, Some(flow)),
         }
         return;
     }
@@ -575,15 +556,30 @@ fn handle_register(
         Ok(login) => login,
         Err(resp) => return respond(state, now, tx, resp),
     };
+    lookup_account(endpoint, state, login, tx, req, source, None);
+}
+
+/// Loads the account `login` off the loop; the request comes back as
+/// [`Internal::AccountLoaded`] (`call` holds the flow of an INVITE).
+fn lookup_account(
+    endpoint: &Endpoint,
+    state: &State,
+    login: String,
+    tx: ServerTxId,
+    request: Request,
+    source: Peer,
+    call: Option<FlowEntry>,
+) {
     let store = endpoint.store.clone();
     let back = state.internal_tx.clone();
     tokio::spawn(async move {
         let account = load_account(&store, &login).await;
         let _ = back.send(Internal::AccountLoaded {
             tx,
-            request: req,
+            request,
             source,
             account,
+            call,
         });
     });
 }
@@ -600,18 +596,19 @@ fn handle_internal(
             request,
             source,
             account,
+            call: None,
         } => {
             let verdict = state
                 .registrar
                 .handle_register(now, &request, source, account.as_ref());
             apply_verdict(state, now, tx, &request, verdict);
         }
-        Internal::CallerLoaded {
+        Internal::AccountLoaded {
             tx,
             request,
             source,
             account,
-            flow,
+            call: Some(flow),
         } => {
             let realm = endpoint.config.domain.clone();
             match state
