@@ -690,14 +690,7 @@ impl LegCore {
         let pt = self.negotiated.codec_pt;
         let may_send = self.may_send();
         let playback = self.playback.as_mut()?;
-        let looping = playback.cursor.is_looping();
-        let mut next = playback.cursor.next_frame(codec);
-        if next.is_none() && looping {
-            // A looping cursor over a single prompt can spend its pass on
-            // wrapping around; ask once more.
-            next = playback.cursor.next_frame(codec);
-        }
-        let Some(frame) = next else {
+        let Some(frame) = playback.cursor.next_frame(codec) else {
             let id = playback.id;
             self.playback = None;
             self.event(LegEventKind::PlaybackFinished { playback: id });

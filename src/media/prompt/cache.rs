@@ -199,9 +199,11 @@ impl PromptCursor {
     /// The next 20 ms frame in `codec`, or `None` when a non-looping
     /// cursor has played everything (or every prompt is empty).
     pub fn next_frame(&mut self, codec: Codec) -> Option<&Frame> {
-        // Each pass either finds a frame or moves to the next prompt; after
-        // one full lap without a frame there is nothing to play.
-        for _ in 0..=self.prompts.len() {
+        // Each pass finds a frame, moves to the next prompt or wraps
+        // around: from the end of any prompt, a lap over every prompt plus
+        // the wrap plus the first frame is `len + 2` passes. Without a frame
+        // by then there is nothing to play.
+        for _ in 0..self.prompts.len() + 2 {
             let len = match self.prompts.get(self.index) {
                 Some(p) => p.frame_count(),
                 None if self.looped && !self.prompts.is_empty() => {
@@ -423,5 +425,20 @@ mod tests {
             assert_eq!(c.next_frame(Codec::Pcmu), None);
             assert!(c.is_finished());
         }
+    }
+
+    /// A looping list of ONE prompt starts over after its last frame
+    /// (music on hold is usually a single file).
+    #[test]
+    fn single_looping_prompt_starts_over() {
+        let prompt = Arc::new(Prompt::from_pcm("one", vec![0; 320]));
+        let mut cursor = PromptCursor::looping(vec![prompt]);
+        for n in 0..10 {
+            assert!(
+                cursor.next_frame(Codec::Pcmu).is_some(),
+                "frame {n} missing"
+            );
+        }
+        assert!(!cursor.is_finished());
     }
 }
