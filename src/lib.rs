@@ -8,6 +8,7 @@ pub mod api;
 pub mod call;
 pub mod callgen;
 pub mod config;
+pub mod events;
 pub mod ivr;
 pub mod media;
 pub mod metrics;
@@ -154,7 +155,7 @@ fn start_sip(
     let config = &state.config;
     let ports = media::port_pool::PortPool::new(config.rtp_ports.start..=config.rtp_ports.end)?;
     let advertised = SocketAddr::new(config.public_ip, sip_addr.port());
-    let (acd, presence) = acd::driver::spawn_acd(state.store.clone(), state.flows.handle().clone());
+    let presence = state.acd.presence();
     let services = Arc::new(call::CallServices {
         advertised,
         media_ip: config.public_ip,
@@ -165,7 +166,8 @@ fn start_sip(
         recordings: config.recordings.clone(),
         webhooks: ivr::webhook::WebhookClient::new().map_err(RunError::Webhooks)?,
         store: state.store.clone(),
-        acd,
+        acd: state.acd.clone(),
+        events: state.events.clone(),
     });
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(SIP_INBOUND_QUEUE);
     let udp = Arc::new(sip_udp);
@@ -223,9 +225,13 @@ pub async fn run(
         http,
     } = sockets;
 
+    let events = events::EventBus::new();
+    let acd = acd::driver::spawn_acd(store.clone(), flows.handle().clone(), events.clone());
     let state = AppState {
         config: Arc::new(config),
         store: store.clone(),
+        acd,
+        events,
         metrics: Arc::new(Metrics::default()),
         admin: Arc::new(admin),
         flows: Arc::new(flows),

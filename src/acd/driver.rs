@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::routing::{CallerId, Event, LeftReason, Router, RoutingError, WallClock};
+use super::routing::{AgentState, CallerId, Event, LeftReason, Router, RoutingError, WallClock};
+use crate::events::EventBus;
 use crate::ivr::model::FlowSet;
 use crate::ivr::reload::FlowsHandle;
 use crate::sip::registrar::BindingEvent;
@@ -51,10 +52,11 @@ pub enum AcdCommand {
     CallEnded { login: String },
 }
 
-/// The engine task's address, shared by every call.
+/// The engine task's address, shared by every call and the API.
 #[derive(Debug, Clone)]
 pub struct AcdHandle {
     commands: mpsc::UnboundedSender<AcdCommand>,
+    presence: mpsc::UnboundedSender<BindingEvent>,
 }
 
 /// Caller ids are unique per switch process.
@@ -71,27 +73,29 @@ impl AcdHandle {
     pub fn send(&self, command: AcdCommand) {
         let _ = self.commands.send(command);
     }
+
+    /// Where the SIP endpoint reports agents' registrations.
+    pub fn presence(&self) -> mpsc::UnboundedSender<BindingEvent> {
+        self.presence.clone()
+    }
 }
 
-/// Starts the engine task. Returns its handle and the sender the SIP
-/// endpoint gives registration changes to.
-pub fn spawn_acd(
-    store: Store,
-    flows: FlowsHandle,
-) -> (AcdHandle, mpsc::UnboundedSender<BindingEvent>) {
+/// Starts the engine task (inside a tokio runtime). Registration changes go
+/// to [`AcdHandle::presence`]; what the engine decides is also published on
+/// `events`.
+pub fn spawn_acd(store: Store, flows: FlowsHandle, events: EventBus) -> AcdHandle {
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let (presence_tx, presence) = mpsc::unbounded_channel();
-    tokio::spawn(run(store, flows, commands, presence));
-    (
-        AcdHandle {
-            commands: commands_tx,
-        },
-        presence_tx,
-    )
+    tokio::spawn(run(store, flows, events, commands, presence));
+    AcdHandle {
+        commands: commands_tx,
+        presence: presence_tx,
+    }
 }
 
 struct Driver {
     store: Store,
+    events: EventBus,
     flows: FlowsHandle,
     /// The flow set whose queues the router has.
     set: Arc<FlowSet>,
@@ -102,6 +106,7 @@ struct Driver {
 async fn run(
     store: Store,
     flows: FlowsHandle,
+    events: EventBus,
     mut commands: mpsc::UnboundedReceiver<AcdCommand>,
     mut presence: mpsc::UnboundedReceiver<BindingEvent>,
 ) {
@@ -118,6 +123,7 @@ async fn run(
     );
     let mut driver = Driver {
         store,
+        events,
         flows,
         set,
         router,
@@ -282,6 +288,18 @@ impl Driver {
                 }
                 Event::AgentState { login, state } => {
                     tracing::debug!(%login, ?state, "agent state");
+                    let reason = match &state {
+                        AgentState::Paused(reason) => Some(reason.as_str()),
+                        _ => None,
+                    };
+                    self.events.publish(
+                        "agent.state",
+                        serde_json::json!({
+                            "login": login,
+                            "state": state.as_str(),
+                            "reason": reason,
+                        }),
+                    );
                     continue;
                 }
                 Event::Announce { caller, .. } => {

@@ -38,6 +38,10 @@ pub struct AppState {
     /// the SMS webhook checks `X-Twilio-Signature` instead of the bearer
     /// token.
     pub twilio: Option<Arc<TwilioAuth>>,
+    /// The routing engine: agents, queues and their live figures.
+    pub acd: crate::acd::driver::AcdHandle,
+    /// The live event stream (`GET /api/v1/events`).
+    pub events: crate::events::EventBus,
 }
 
 /// Checks the `/api/v1` bearer token. Only the token's SHA-256 is kept, and
@@ -238,9 +242,15 @@ mod tests {
     /// dependency; reqwest is).
     async fn serve(folder: &Folder) -> String {
         let flows = FlowReloader::load(&folder.0.join("flows"), &folder.0.join("sounds")).unwrap();
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let events = crate::events::EventBus::new();
+        let acd =
+            crate::acd::driver::spawn_acd(store.clone(), flows.handle().clone(), events.clone());
         let state = AppState {
             config: Arc::new(Config::loopback("sqlite::memory:")),
-            store: Store::connect("sqlite::memory:").await.unwrap(),
+            store,
+            acd,
+            events,
             metrics: Arc::new(Metrics::default()),
             admin: Arc::new(AdminAuth::from_token("t0ken")),
             flows: Arc::new(flows),

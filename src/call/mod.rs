@@ -51,6 +51,8 @@ pub struct CallServices {
     pub store: crate::store::Store,
     /// The routing engine, for `queue` nodes.
     pub acd: crate::acd::driver::AcdHandle,
+    /// The live event stream (`call.*` events).
+    pub events: crate::events::EventBus,
 }
 
 /// A new inbound call.
