@@ -1,11 +1,13 @@
 //! The HTTP API (DESIGN §8): `GET /healthz` and `GET /metrics` without a
 //! token; `/api/v1` behind the admin bearer token. Errors are [`ApiError`].
 
+mod agents;
 mod cdrs;
 mod contacts;
 pub mod error;
 mod flows;
 mod ingest;
+mod queues;
 
 use std::sync::Arc;
 
@@ -124,6 +126,14 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/flows", get(flows::list))
         .route("/flows/reload", post(flows::reload))
+        .route("/agents", get(agents::list).post(agents::create))
+        .route(
+            "/agents/{login}",
+            get(agents::show)
+                .patch(agents::update)
+                .delete(agents::remove),
+        )
+        .route("/queues", get(queues::list))
         .route("/messages", post(ingest::messages))
         .route("/emails", post(ingest::emails))
         .route(ingest::TWILIO_SMS_PATH, post(ingest::twilio_sms))
@@ -180,14 +190,19 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Prometheus text exposition (format version 0.0.4).
+/// Prometheus text exposition (format version 0.0.4): the process
+/// counters and the routing engine's queue figures at scrape time.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut body = state.metrics.render();
+    body.push_str(&crate::metrics::render_queues(
+        &state.acd.queue_stats().await,
+    ));
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        body,
     )
 }
 
