@@ -667,3 +667,233 @@ pub fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::Left(LeftReason::NoAgents) => "no_agents",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ivr::reload::FlowReloader;
+    use crate::store::NewAgent;
+    use crate::store::testing::{TempDir, TestDb};
+
+    /// A flow folder with one queue: an agent is paused after one missed
+    /// offer.
+    fn flows(dir: &TempDir) -> FlowReloader {
+        let flows = dir.path().join("flows");
+        let sounds = dir.path().join("sounds");
+        std::fs::create_dir_all(&flows).unwrap();
+        std::fs::create_dir_all(&sounds).unwrap();
+        std::fs::write(
+            flows.join("main.yaml"),
+            "name: main\nnumbers: [\"100\"]\nstart: q\nnodes:\n  q: { queue: support, next: bye }\n  bye: { hangup: {} }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            flows.join("queues.yaml"),
+            "queues:\n  support:\n    skills: { support: 1 }\n    max_no_answer: 1\n",
+        )
+        .unwrap();
+        FlowReloader::load(&flows, &sounds).unwrap()
+    }
+
+    async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(v) = probe().await {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// DESIGN §6: after `max_no_answer` missed offers the engine pauses the
+    /// agent ("missed calls"); the pause is stored, so a restart keeps it.
+    /// The caller's time in the queue is stored as a segment and both ends
+    /// of it are published.
+    #[tokio::test]
+    async fn missed_offers_pause_is_stored_and_segment_written() {
+        let db = TestDb::sqlite().await;
+        let store = db.store.clone();
+        store
+            .agents()
+            .add(NewAgent {
+                login: "alice".to_owned(),
+                password: "pw".to_owned(),
+                display_name: None,
+                extension: None,
+                realm: "test".to_owned(),
+                skills: vec![("support".to_owned(), 2)],
+            })
+            .await
+            .unwrap();
+        let dir = TempDir::new("acd").unwrap();
+        let flows = flows(&dir);
+        let events = EventBus::new();
+        let mut published = events.subscribe();
+        let acd = spawn_acd(store.clone(), flows.handle().clone(), events.clone());
+        acd.presence()
+            .send(BindingEvent::Registered {
+                login: "alice".to_owned(),
+            })
+            .unwrap();
+        eventually("alice is available", async || {
+            let live = acd.agent_states(vec!["alice".to_owned()]).await;
+            (live.get("alice")?.state == AgentState::Available).then_some(())
+        })
+        .await;
+        eventually("the store has alice available", async || {
+            let a = store.agents().get("alice").await.unwrap()?;
+            (a.state == "available").then_some(())
+        })
+        .await;
+
+        let (reply, mut queue_events) = mpsc::unbounded_channel();
+        let caller = acd.new_caller();
+        acd.send(AcdCommand::Enqueue {
+            caller,
+            call_id: "call-1@test".to_owned(),
+            queue: "support".to_owned(),
+            priority: 0,
+            preferred: None,
+            reply,
+        });
+        let offer = queue_events.recv().await.unwrap();
+        assert_eq!(
+            offer,
+            QueueEvent::Offer {
+                agents: vec!["alice".to_owned()],
+                queue: "support".to_owned()
+            }
+        );
+        let stats = acd.queue_stats().await;
+        assert_eq!(stats.len(), 1);
+        assert_eq!(stats[0].0, "support");
+        assert_eq!((stats[0].1.waiting, stats[0].1.agents_offered), (1, 1));
+
+        // The offer rings out: alice is paused and nobody else can serve.
+        acd.send(AcdCommand::Timeout {
+            caller,
+            login: "alice".to_owned(),
+        });
+        let mut left = None;
+        while let Some(event) = queue_events.recv().await {
+            if let QueueEvent::Left { reason } = event {
+                left = Some(reason);
+                break;
+            }
+        }
+        assert_eq!(left, Some(LeftReason::NoAgents));
+        let live = acd.agent_states(vec!["alice".to_owned()]).await;
+        assert_eq!(
+            live["alice"].state,
+            AgentState::Paused(super::super::routing::MISSED_CALLS.to_owned())
+        );
+        let stored = eventually("the store has the pause", async || {
+            let a = store.agents().get("alice").await.unwrap()?;
+            (a.state == "paused").then_some(a)
+        })
+        .await;
+        assert_eq!(stored.pause_reason.as_deref(), Some("missed calls"));
+
+        let segment = eventually("the segment is stored", async || {
+            store
+                .segments()
+                .for_call("call-1@test")
+                .await
+                .unwrap()
+                .pop()
+        })
+        .await;
+        assert_eq!(segment.queue, "support");
+        assert_eq!(segment.outcome, "no_agents");
+        assert_eq!(segment.agent, None);
+        assert_eq!(segment.offers.len(), 1);
+        assert_eq!(segment.offers[0].login, "alice");
+        assert!(segment.enqueued_at <= segment.offers[0].at);
+        assert!(segment.offers[0].at <= segment.left_at);
+        assert_eq!(segment.left_at - segment.enqueued_at, segment.wait_ms);
+
+        let stats = acd.queue_stats().await;
+        let s = &stats[0].1;
+        assert_eq!((s.waiting, s.offered, s.left), (0, 1, 1));
+        assert_eq!((s.agents_staffed, s.agents_paused), (1, 1));
+
+        // Unpausing through the engine is stored before it answers.
+        assert!(matches!(acd.unpause("alice").await, Some(Ok(()))));
+        let a = store.agents().get("alice").await.unwrap().unwrap();
+        assert_eq!((a.state.as_str(), a.pause_reason), ("available", None));
+
+        let mut kinds = Vec::new();
+        while let Ok(p) = published.try_recv() {
+            let v: serde_json::Value = serde_json::from_str(&p.json).unwrap();
+            if p.kind.starts_with("queue.") {
+                assert_eq!(v["data"]["call_id"], "call-1@test");
+                assert_eq!(v["data"]["queue"], "support");
+            }
+            if &*p.kind == "queue.caller_left" {
+                assert_eq!(v["data"]["outcome"], "no_agents");
+                assert!(v["data"]["wait_ms"].is_i64());
+            }
+            kinds.push(p.kind.to_string());
+        }
+        let joined = kinds.iter().position(|k| k == "queue.caller_joined");
+        let left = kinds.iter().position(|k| k == "queue.caller_left");
+        assert!(joined.is_some() && joined < left, "{kinds:?}");
+        assert!(kinds.iter().any(|k| k == "agent.state"), "{kinds:?}");
+        db.cleanup().await.unwrap();
+    }
+
+    /// Agents added, paused and removed through the API reach the engine
+    /// at once; a pause set while offline holds when the agent registers.
+    #[tokio::test]
+    async fn api_changes_reach_the_engine() {
+        let db = TestDb::sqlite().await;
+        let store = db.store.clone();
+        let dir = TempDir::new("acd").unwrap();
+        let flows = flows(&dir);
+        let acd = spawn_acd(store.clone(), flows.handle().clone(), EventBus::new());
+        let agent = store
+            .agents()
+            .add(NewAgent {
+                login: "bob".to_owned(),
+                password: "pw".to_owned(),
+                display_name: None,
+                extension: None,
+                realm: "test".to_owned(),
+                skills: vec![("support".to_owned(), 1)],
+            })
+            .await
+            .unwrap();
+        acd.send(AcdCommand::AgentUpsert { agent });
+        let live = acd.agent_states(vec!["bob".to_owned()]).await;
+        assert_eq!(live["bob"].state, AgentState::Offline);
+        assert!(matches!(acd.pause("bob", "lunch").await, Some(Ok(()))));
+        let live = acd.agent_states(vec!["bob".to_owned()]).await;
+        assert_eq!(live["bob"].pause.as_deref(), Some("lunch"));
+        let a = store.agents().get("bob").await.unwrap().unwrap();
+        assert_eq!(a.pause_reason.as_deref(), Some("lunch"));
+
+        acd.presence()
+            .send(BindingEvent::Registered {
+                login: "bob".to_owned(),
+            })
+            .unwrap();
+        eventually("bob comes back paused", async || {
+            let live = acd.agent_states(vec!["bob".to_owned()]).await;
+            (live.get("bob")?.state == AgentState::Paused("lunch".to_owned())).then_some(())
+        })
+        .await;
+        let stats = acd.queue_stats().await;
+        assert_eq!(stats[0].1.agents_paused, 1);
+
+        acd.send(AcdCommand::AgentRemoved {
+            login: "bob".to_owned(),
+        });
+        assert!(acd.agent_states(vec!["bob".to_owned()]).await.is_empty());
+        let stats = acd.queue_stats().await;
+        assert_eq!(stats[0].1.agents_staffed, 0);
+        db.cleanup().await.unwrap();
+    }
+}

@@ -84,6 +84,7 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Respon
 }
 
 /// What `PATCH` may set.
+#[derive(Debug)]
 enum StateChange {
     Available,
     Paused(String),
