@@ -2,6 +2,13 @@
 //! sans-IO [`Router`], feeds it the call tasks' commands and the agents'
 //! registrations, runs its timers, and hands each waiting caller's events
 //! (offers, cancels, leaving) to that caller's call task.
+//!
+//! It is also the control plane's way in (DESIGN §8): the API's agent
+//! changes reach the router at once, live agent states and queue figures
+//! are answered from it, every pause (the API's or the engine's own after
+//! `max_no_answer`) is written to the store so it survives a restart, and
+//! each caller's time in a queue is stored as a queue segment. Store writes
+//! run in order on a task of their own, never on the routing loop.
 
 use std::collections::HashMap;
 use std::sync::Arc;
