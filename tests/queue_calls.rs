@@ -49,3 +49,155 @@ fn without_a_registered_agent_the_caller_leaves_through_next() {
     let log = switch.log();
     assert!(log.contains("NoAgents"), "{log}");
 }
+
+/// The `support` queue's entry of `GET /api/v1/queues` once `ready` holds
+/// (polled, bounded).
+fn queue_when(
+    switch: &Switch,
+    what: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, body) = common::api(switch, "GET", "/api/v1/queues", None);
+        assert_eq!(status, 200, "{body}");
+        let support = body["queues"]
+            .as_array()
+            .and_then(|q| q.iter().find(|q| q["name"] == "support"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no support queue: {body}"));
+        if ready(&support) {
+            return support;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {what}: {support}\n{}",
+            switch.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// DESIGN §6, §8: `GET /api/v1/queues` shows the live figures (agents by
+/// state, a caller waiting while the only agent talks), `/metrics` has
+/// them labelled by queue, and each caller's time in the queue is stored
+/// and shown in its CDR.
+#[test]
+fn queue_figures_follow_the_calls() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("queue-stats", &["--digest-algorithms", "MD5"], prepare);
+    let q = queue_when(&switch, "listed", |_| true);
+    assert_eq!(q["waiting"], 0);
+    assert_eq!(q["agents"]["staffed"], 0);
+    assert_eq!(q["service_level"], serde_json::Value::Null);
+
+    let agent = common::agent_phone(&switch, "alice", "s3cret");
+    queue_when(&switch, "alice available", |q| {
+        q["agents"]["available"] == 1 && q["agents"]["staffed"] == 1
+    });
+    // A pause set through the API counts at once; so does its end.
+    let (status, body) = common::api(
+        &switch,
+        "PATCH",
+        "/api/v1/agents/alice",
+        Some(&serde_json::json!({ "state": "paused", "reason": "coaching" })),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["state"], &body["pause_reason"], &body["registered"]),
+        (&"paused".into(), &"coaching".into(), &true.into())
+    );
+    let q = queue_when(&switch, "alice paused", |q| q["agents"]["paused"] == 1);
+    assert_eq!(
+        (&q["agents"]["available"], &q["agents"]["staffed"]),
+        (&0.into(), &1.into())
+    );
+    let (status, _) = common::api(
+        &switch,
+        "PATCH",
+        "/api/v1/agents/alice",
+        Some(&serde_json::json!({ "state": "available" })),
+    );
+    assert_eq!(status, 200);
+    queue_when(&switch, "alice back", |q| q["agents"]["available"] == 1);
+
+    let first = RawCaller::dial(&switch, "500", "+14155550123", "queue-stats-1");
+    switch.wait_log("bridged the caller to the queue agent");
+    queue_when(&switch, "alice on the call", |q| {
+        q["agents"]["on_call"] == 1 && q["answered"] == 1
+    });
+    let (_, body) = common::api(&switch, "GET", "/api/v1/agents/alice", None);
+    assert_eq!(body["state"], "on_call", "{body}");
+
+    // The only agent talks: the second caller waits.
+    let second = RawCaller::dial(&switch, "500", "+14155550124", "queue-stats-2");
+    let q = queue_when(&switch, "a caller waiting", |q| q["waiting"] == 1);
+    assert_eq!(q["offered"], 2);
+    assert!(q["longest_wait_s"].as_f64().unwrap() >= 0.0);
+    let (status, metrics) = common::http(&switch, "GET", "/metrics", None);
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("switchboard_queue_waiting{queue=\"support\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_queue_agents{queue=\"support\",state=\"on_call\"} 1\n"),
+        "{metrics}"
+    );
+
+    // The waiting caller hangs up, then the first call ends.
+    second.bye();
+    queue_when(&switch, "the abandon counted", |q| q["abandoned"] == 1);
+    first.bye();
+    let out = agent.wait_with_output().expect("sipp agent");
+    assert_sipp_ok(&out, &switch, "agent phone answering");
+    let q = queue_when(&switch, "the call over", |q| {
+        q["waiting"] == 0 && q["agents"]["on_call"] == 0
+    });
+    assert_eq!(
+        (&q["answered"], &q["abandoned"], &q["left"]),
+        (&1.into(), &1.into(), &0.into())
+    );
+    // One of two answered within the 20 s service level.
+    assert_eq!(q["service_level"], 0.5);
+    assert!(q["asa_s"].as_f64().unwrap() < 20.0, "{q}");
+    assert!(q["aht_s"].as_f64().unwrap() > 0.0, "{q}");
+
+    // Each call's time in the queue is in its CDR.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let cdrs = loop {
+        let (_, body) = common::api(&switch, "GET", "/api/v1/cdrs", None);
+        let cdrs = body["cdrs"].as_array().cloned().unwrap_or_default();
+        let done = cdrs
+            .iter()
+            .filter(|c| {
+                c["queue_segments"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty())
+            })
+            .count();
+        if done == 2 {
+            break cdrs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "segments missing: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let segment = |call_id: &str| {
+        let cdr = cdrs.iter().find(|c| c["call_id"] == call_id).unwrap();
+        cdr["queue_segments"][0].clone()
+    };
+    let answered = segment("queue-stats-1");
+    assert_eq!(answered["queue"], "support");
+    assert_eq!(answered["outcome"], "answered");
+    assert_eq!(answered["agent"], "alice");
+    assert_eq!(answered["offers"][0]["login"], "alice");
+    let abandoned = segment("queue-stats-2");
+    assert_eq!(abandoned["outcome"], "abandoned");
+    assert_eq!(abandoned["agent"], serde_json::Value::Null);
+    assert!(abandoned["wait_ms"].as_i64().unwrap() > 0);
+}

@@ -234,3 +234,240 @@ async fn unsupported_url_is_refused() {
         "{err}"
     );
 }
+
+async fn profile_updates(store: &Store) {
+    use switchboard::store::AgentUpdate;
+    store.agents().add(alice()).await.unwrap();
+    store.agents().add(bob()).await.unwrap();
+    let a = store
+        .agents()
+        .update(
+            "alice",
+            AgentUpdate {
+                display_name: Some("Alice B.".to_owned()),
+                extension: Some(Some("1002".to_owned())),
+                password: Some("n3w".to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.display_name, "Alice B.");
+    assert_eq!(a.extension.as_deref(), Some("1002"));
+    // The HA1s are re-hashed with the agent's own realm.
+    let c = store.agents().credentials("alice").await.unwrap().unwrap();
+    assert_eq!(
+        c.ha1(DigestAlgorithm::Md5),
+        ha1(DigestAlgorithm::Md5, "alice", "pbx.example.com", "n3w")
+    );
+    assert_eq!(
+        c.ha1(DigestAlgorithm::Sha256),
+        ha1(DigestAlgorithm::Sha256, "alice", "pbx.example.com", "n3w")
+    );
+    // Only what is given changes; a null extension clears it.
+    let a = store
+        .agents()
+        .update(
+            "alice",
+            AgentUpdate {
+                extension: Some(None),
+                ..AgentUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.extension, None);
+    assert_eq!(a.display_name, "Alice B.");
+    // Another agent's extension is a conflict; bad ones are refused.
+    store
+        .agents()
+        .update(
+            "bob",
+            AgentUpdate {
+                extension: Some(Some("2000".to_owned())),
+                ..AgentUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let err = store
+        .agents()
+        .update(
+            "alice",
+            AgentUpdate {
+                extension: Some(Some("2000".to_owned())),
+                ..AgentUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                what: "extension",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = store
+        .agents()
+        .update(
+            "alice",
+            AgentUpdate {
+                extension: Some(Some("12ab".to_owned())),
+                ..AgentUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                what: "extension",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = store
+        .agents()
+        .update("nobody", AgentUpdate::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    // A blank name falls back to the login.
+    let a = store
+        .agents()
+        .update(
+            "alice",
+            AgentUpdate {
+                display_name: Some(" ".to_owned()),
+                ..AgentUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.display_name, "alice");
+}
+on_both!(update_changes_profile_and_rehashes, profile_updates);
+
+async fn pause_state_is_kept(store: &Store) {
+    store.agents().add(alice()).await.unwrap();
+    store
+        .agents()
+        .set_state("alice", "paused", Some("lunch"))
+        .await
+        .unwrap();
+    let a = store.agents().get("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (a.state.as_str(), a.pause_reason.as_deref()),
+        ("paused", Some("lunch"))
+    );
+    // Leaving the pause drops the reason.
+    store
+        .agents()
+        .set_state("alice", "available", Some("ignored"))
+        .await
+        .unwrap();
+    let a = store.agents().get("alice").await.unwrap().unwrap();
+    assert_eq!((a.state.as_str(), a.pause_reason), ("available", None));
+    // Transient call states are not stored.
+    let err = store
+        .agents()
+        .set_state("alice", "on_call", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid { what: "state", .. }),
+        "{err}"
+    );
+    let err = store
+        .agents()
+        .set_state("nobody", "paused", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+}
+on_both!(set_state_keeps_pause_and_reason, pause_state_is_kept);
+
+async fn segments_round_trip(store: &Store) {
+    use switchboard::store::{NewQueueSegment, SegmentOffer};
+    let first = NewQueueSegment {
+        call_id: "c1@test".to_owned(),
+        queue: "support".to_owned(),
+        enqueued_at: 1_700_000_000_000,
+        left_at: 1_700_000_012_500,
+        outcome: "answered",
+        agent: Some("alice".to_owned()),
+        offers: vec![
+            SegmentOffer {
+                login: "bob".to_owned(),
+                at: 1_700_000_001_000,
+            },
+            SegmentOffer {
+                login: "alice".to_owned(),
+                at: 1_700_000_011_000,
+            },
+        ],
+        wait_ms: 12_500,
+    };
+    let second = NewQueueSegment {
+        call_id: "c1@test".to_owned(),
+        queue: "sales".to_owned(),
+        enqueued_at: 1_700_000_100_000,
+        left_at: 1_700_000_100_000,
+        outcome: "no_agents",
+        agent: None,
+        offers: vec![],
+        wait_ms: 0,
+    };
+    // Inserted out of order: read back by entry time.
+    store.segments().insert(&second).await.unwrap();
+    let id = store.segments().insert(&first).await.unwrap();
+    let got = store.segments().for_call("c1@test").await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].id, id);
+    assert_eq!(got[0].queue, "support");
+    assert_eq!(got[0].outcome, "answered");
+    assert_eq!(got[0].agent.as_deref(), Some("alice"));
+    assert_eq!(got[0].offers, first.offers);
+    assert_eq!(
+        (got[0].wait_ms, got[0].left_at),
+        (12_500, 1_700_000_012_500)
+    );
+    assert_eq!(got[1].outcome, "no_agents");
+    assert!(got[1].offers.is_empty());
+    assert!(store.segments().for_call("other").await.unwrap().is_empty());
+    // An outcome outside the list is refused, by the store and the schema.
+    let mut bad = second.clone();
+    bad.outcome = "lost";
+    assert!(store.segments().insert(&bad).await.is_err());
+    let res = sqlx::query(
+        "INSERT INTO queue_segments (id, call_id, queue, enqueued_at, left_at, outcome, wait_ms) \
+         VALUES ('x', 'c', 'q', 0, 0, 'lost', 0)",
+    )
+    .execute(store.pool())
+    .await;
+    assert!(res.is_err(), "the schema refuses outcome 'lost'");
+    // The CDR listing finds them through the call's start time.
+    sqlx::query(
+        "INSERT INTO calls (id, call_id, from_uri, to_uri, started_at) \
+         VALUES ('row1', 'c1@test', 'sip:a@x', 'sip:b@x', 1000)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let listed = store.segments().for_calls_started(0, 2000).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        store
+            .segments()
+            .for_calls_started(2000, 3000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+on_both!(queue_segments_are_stored_and_read_back, segments_round_trip);

@@ -62,7 +62,34 @@ pub async fn list(
         let body = to_csv(&rows);
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
     }
-    Ok(Json(json!({ "cdrs": rows })).into_response())
+    // Each call's times in queues (DESIGN §6), in the order it entered them.
+    let mut segments: std::collections::HashMap<String, Vec<serde_json::Value>> =
+        std::collections::HashMap::new();
+    for s in state
+        .store
+        .segments()
+        .for_calls_started(since, until)
+        .await?
+    {
+        segments.entry(s.call_id.clone()).or_default().push(json!({
+            "queue": s.queue,
+            "enqueued_at": rfc3339(s.enqueued_at),
+            "left_at": rfc3339(s.left_at),
+            "outcome": s.outcome,
+            "agent": s.agent,
+            "wait_ms": s.wait_ms,
+            "offers": s.offers,
+        }));
+    }
+    let cdrs: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let mut cdr = json!(row);
+            cdr["queue_segments"] = segments.remove(&row.call_id).unwrap_or_default().into();
+            cdr
+        })
+        .collect();
+    Ok(Json(json!({ "cdrs": cdrs })).into_response())
 }
 
 /// The CSV columns, in order.

@@ -28,6 +28,12 @@ pub enum ApiError {
     /// A request field is missing or malformed; `field` names it.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// A well-formed value the resource cannot take; `field` names it.
+    #[error("{field}: {reason}")]
+    Unprocessable { field: String, reason: String },
+    /// A value that must be unique is already taken; `field` names it.
+    #[error("{field} {value:?} is already taken")]
+    Conflict { field: String, value: String },
     /// An idempotency key came back with a different request.
     #[error("idempotency key {0:?} was already used with a different request")]
     IdempotencyConflict(String),
@@ -51,6 +57,8 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidFlows { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadSignature => StatusCode::FORBIDDEN,
@@ -67,6 +75,8 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::InvalidFlows { .. } => "invalid_flows",
             ApiError::Invalid { .. } => "invalid_request",
+            ApiError::Unprocessable { .. } => "unprocessable",
+            ApiError::Conflict { .. } => "conflict",
             ApiError::IdempotencyConflict(_) => "idempotency_conflict",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::BadSignature => "bad_signature",
@@ -88,7 +98,9 @@ impl IntoResponse for ApiError {
                 error["message"] = json!(self.to_string());
                 error["details"] = diagnostics.iter().map(diagnostic_json).collect();
             }
-            ApiError::Invalid { field, .. } => {
+            ApiError::Invalid { field, .. }
+            | ApiError::Unprocessable { field, .. }
+            | ApiError::Conflict { field, .. } => {
                 error["message"] = json!(self.to_string());
                 error["field"] = json!(field);
             }

@@ -1,11 +1,13 @@
 //! The HTTP API (DESIGN §8): `GET /healthz` and `GET /metrics` without a
 //! token; `/api/v1` behind the admin bearer token. Errors are [`ApiError`].
 
+mod agents;
 mod cdrs;
 mod contacts;
 pub mod error;
 mod flows;
 mod ingest;
+mod queues;
 
 use std::sync::Arc;
 
@@ -124,6 +126,14 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/flows", get(flows::list))
         .route("/flows/reload", post(flows::reload))
+        .route("/agents", get(agents::list).post(agents::create))
+        .route(
+            "/agents/{login}",
+            get(agents::show)
+                .patch(agents::update)
+                .delete(agents::remove),
+        )
+        .route("/queues", get(queues::list))
         .route("/messages", post(ingest::messages))
         .route("/emails", post(ingest::emails))
         .route(ingest::TWILIO_SMS_PATH, post(ingest::twilio_sms))
@@ -180,14 +190,19 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Prometheus text exposition (format version 0.0.4).
+/// Prometheus text exposition (format version 0.0.4): the process
+/// counters and the routing engine's queue figures at scrape time.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut body = state.metrics.render();
+    body.push_str(&crate::metrics::render_queues(
+        &state.acd.queue_stats().await,
+    ));
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        body,
     )
 }
 
@@ -241,9 +256,13 @@ mod tests {
     /// The router served on 127.0.0.1:0 (tower's `oneshot` is not a
     /// dependency; reqwest is).
     async fn serve(folder: &Folder) -> String {
-        let flows = FlowReloader::load(&folder.0.join("flows"), &folder.0.join("sounds")).unwrap();
         let store = Store::connect("sqlite::memory:").await.unwrap();
-        let events = crate::events::EventBus::new();
+        serve_with(folder, crate::events::EventBus::new(), store).await
+    }
+
+    /// [`serve`] on `store`, publishing on `events`.
+    async fn serve_with(folder: &Folder, events: crate::events::EventBus, store: Store) -> String {
+        let flows = FlowReloader::load(&folder.0.join("flows"), &folder.0.join("sounds")).unwrap();
         let acd =
             crate::acd::driver::spawn_acd(store.clone(), flows.handle().clone(), events.clone());
         let state = AppState {
@@ -372,5 +391,62 @@ mod tests {
         )
         .await;
         assert_eq!(body["version"], 2);
+    }
+
+    /// DESIGN §8 event stream: the agents API publishes `agent.changed`
+    /// with the agent as the API shows it, and `agent.removed`.
+    #[tokio::test]
+    async fn agent_changes_are_published() {
+        let folder = Folder::new("agent-events");
+        let events = crate::events::EventBus::new();
+        let mut rx = events.subscribe();
+        let db = crate::store::testing::TestDb::sqlite().await;
+        let base = serve_with(&folder, events, db.store.clone()).await;
+        let http = reqwest::Client::new();
+        let (status, body) = send(
+            http.post(format!("{base}/api/v1/agents"))
+                .bearer_auth("t0ken")
+                .body(r#"{"login":"dora","password":"pw","skills":{"support":2}}"#),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, _) = send(
+            http.patch(format!("{base}/api/v1/agents/dora"))
+                .bearer_auth("t0ken")
+                .body(r#"{"state":"paused","reason":"break"}"#),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let resp = http
+            .delete(format!("{base}/api/v1/agents/dora"))
+            .bearer_auth("t0ken")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let p = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+                .await
+                .expect("an event")
+                .unwrap();
+            if p.kind.starts_with("agent.") && &*p.kind != "agent.state" {
+                let v: serde_json::Value = serde_json::from_str(&p.json).unwrap();
+                seen.push((p.kind.to_string(), v["data"].clone()));
+            }
+        }
+        assert_eq!(seen[0].0, "agent.changed");
+        assert_eq!(seen[0].1["login"], "dora");
+        assert_eq!(seen[0].1["skills"]["support"], 2);
+        assert_eq!(seen[1].0, "agent.changed");
+        assert_eq!(seen[1].1["pause_reason"], "break");
+        assert_eq!(
+            seen[2],
+            (
+                "agent.removed".to_owned(),
+                serde_json::json!({ "login": "dora" })
+            )
+        );
     }
 }

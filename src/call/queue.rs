@@ -63,6 +63,7 @@ impl Call {
         });
         acd.send(AcdCommand::Enqueue {
             caller,
+            call_id: self.setup.call_id.clone(),
             queue: queue.clone(),
             priority,
             preferred,

@@ -49,6 +49,21 @@ pub struct NewAgent {
     pub skills: Vec<(String, u8)>,
 }
 
+/// Changes to an agent's profile; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AgentUpdate {
+    /// A blank name falls back to the login.
+    pub display_name: Option<String>,
+    /// `Some(None)` clears the extension.
+    pub extension: Option<Option<String>>,
+    /// Re-hashed into HA1s with the agent's own realm, then dropped.
+    pub password: Option<String>,
+}
+
+/// The states kept in the store: whether the agent is paused (and why)
+/// survives a restart; the transient call states are never written.
+pub const STORED_STATES: &[&str] = &["offline", "available", "paused"];
+
 /// A bad skills list such as `support=5,sales=2`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SkillError {
@@ -113,7 +128,9 @@ fn check_skill_name(name: &str) -> Result<(), SkillError> {
     }
 }
 
-fn check_skills(skills: &[(String, u8)]) -> Result<(), SkillError> {
+/// Checks skill names (a-z, 0-9, `_`, `-`, 1-64 long), levels 1–5 and
+/// duplicates.
+pub fn check_skills(skills: &[(String, u8)]) -> Result<(), SkillError> {
     for (i, (name, level)) in skills.iter().enumerate() {
         check_skill_name(name)?;
         if !(1..=5).contains(level) {
@@ -376,6 +393,115 @@ impl<'a> Agents<'a> {
                 .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies `update` to the agent; returns the agent as it is now.
+    /// Unknown login is [`StoreError::NotFound`], an extension another
+    /// agent has is [`StoreError::Conflict`].
+    pub async fn update(&self, login: &str, update: AgentUpdate) -> Result<Agent, StoreError> {
+        if let Some(Some(ext)) = &update.extension {
+            check_extension(ext)?;
+        }
+        if update.password.as_deref() == Some("") {
+            return Err(StoreError::Invalid {
+                what: "password",
+                value: String::new(),
+                reason: "must not be empty",
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT id, realm FROM agents WHERE login = $1")
+                .bind(login)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((id, realm)) = row else {
+            return Err(StoreError::NotFound {
+                what: "agent",
+                key: login.to_owned(),
+            });
+        };
+        if let Some(name) = &update.display_name {
+            let name = if name.trim().is_empty() { login } else { name };
+            sqlx::query("UPDATE agents SET display_name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(extension) = &update.extension {
+            if let Some(ext) = extension {
+                let taken: Option<(String,)> =
+                    sqlx::query_as("SELECT id FROM agents WHERE extension = $1 AND id <> $2")
+                        .bind(ext)
+                        .bind(&id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if taken.is_some() {
+                    return Err(StoreError::Conflict {
+                        what: "extension",
+                        value: ext.clone(),
+                    });
+                }
+            }
+            sqlx::query("UPDATE agents SET extension = $1 WHERE id = $2")
+                .bind(extension.clone())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_or(e, login))?;
+        }
+        if let Some(password) = &update.password {
+            let md5 = ha1(DigestAlgorithm::Md5, login, &realm, password);
+            let sha256 = ha1(DigestAlgorithm::Sha256, login, &realm, password);
+            sqlx::query("UPDATE agents SET ha1_md5 = $1, ha1_sha256 = $2 WHERE id = $3")
+                .bind(&md5)
+                .bind(&sha256)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.get(login).await?.ok_or_else(|| StoreError::NotFound {
+            what: "agent",
+            key: login.to_owned(),
+        })
+    }
+
+    /// Records whether the agent is `paused` (with `reason`), `available`
+    /// or `offline` (one of [`STORED_STATES`]); a reason goes with
+    /// `paused` only.
+    pub async fn set_state(
+        &self,
+        login: &str,
+        state: &str,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if !STORED_STATES.contains(&state) {
+            return Err(StoreError::Invalid {
+                what: "state",
+                value: state.to_owned(),
+                reason: "must be offline, available or paused",
+            });
+        }
+        let reason = if state == "paused" {
+            Some(reason.unwrap_or("paused"))
+        } else {
+            None
+        };
+        let done = sqlx::query("UPDATE agents SET state = $1, pause_reason = $2 WHERE login = $3")
+            .bind(state)
+            .bind(reason)
+            .bind(login)
+            .execute(self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "agent",
+                key: login.to_owned(),
+            });
+        }
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! in one folder per backend.
 
 mod agents;
+mod segments;
 pub mod testing;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,7 +13,11 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
-pub use agents::{Agent, AgentId, Agents, NewAgent, SkillError, format_skills, parse_skills};
+pub use agents::{
+    Agent, AgentId, AgentUpdate, Agents, NewAgent, STORED_STATES, SkillError, check_skills,
+    format_skills, parse_skills,
+};
+pub use segments::{NewQueueSegment, OUTCOMES, QueueSegment, SegmentOffer, Segments};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/postgres");
@@ -134,6 +139,11 @@ impl Store {
     /// The agents table and its skills.
     pub fn agents(&self) -> Agents<'_> {
         Agents::new(&self.pool)
+    }
+
+    /// Callers' times in queues.
+    pub fn segments(&self) -> Segments<'_> {
+        Segments::new(&self.pool)
     }
 
     /// Reads a value the switch keeps for itself.

@@ -91,7 +91,62 @@ pub struct Switch {
     pub sip: SocketAddr,
     pub http: SocketAddr,
     pub dir: Scratch,
+    /// The extra CLI arguments, kept for [`Switch::restart`].
+    extra: Vec<String>,
     log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Starts `switchboard serve` on `dir` and waits for its listening line.
+fn launch(
+    dir: &Scratch,
+    extra: &[String],
+) -> (Child, SocketAddr, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.arg("serve")
+        .args([
+            "--sip-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--public-ip", "127.0.0.1", "--domain", "127.0.0.1"])
+        .args(["--rtp-ports", "10000-19999", "--admin-token", "test-token"])
+        .arg("--database-url")
+        .arg(db_url(dir))
+        .arg("--flows")
+        .arg(dir.path().join("flows"))
+        .arg("--sounds")
+        .arg(dir.path().join("sounds"))
+        .arg("--recordings")
+        .arg(dir.path().join("recordings"))
+        .args(extra)
+        .env("RUST_LOG", "info,switchboard=debug")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn switchboard");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening sip=").nth(1) {
+                let _ = tx.send(rest.to_owned());
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("switch did not start:\n{}", log.lock().unwrap().join("\n"));
+        }
+    };
+    let (sip, http) = parse_listening(&line);
+    (child, sip, http, log)
 }
 
 impl Switch {
@@ -110,58 +165,28 @@ impl Switch {
         std::fs::create_dir_all(dir.path().join("sounds")).expect("sounds dir");
         write_tone(&dir.path().join("sounds/tone.wav"));
         prepare(&dir);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        cmd.arg("serve")
-            .args([
-                "--sip-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--public-ip", "127.0.0.1", "--domain", "127.0.0.1"])
-            .args(["--rtp-ports", "10000-19999", "--admin-token", "test-token"])
-            .arg("--database-url")
-            .arg(db_url(&dir))
-            .arg("--flows")
-            .arg(dir.path().join("flows"))
-            .arg("--sounds")
-            .arg(dir.path().join("sounds"))
-            .arg("--recordings")
-            .arg(dir.path().join("recordings"))
-            .args(extra)
-            .env("RUST_LOG", "info,switchboard=debug")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn switchboard");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening sip=").nth(1) {
-                    let _ = tx.send(rest.to_owned());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("switch did not start:\n{}", log.lock().unwrap().join("\n"));
-            }
-        };
-        let (sip, http) = parse_listening(&line);
+        let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+        let (child, sip, http, log) = launch(&dir, &extra);
         Switch {
             child: Some(child),
             sip,
             http,
             dir,
+            extra,
             log,
         }
+    }
+
+    /// Stops the switch (SIGTERM) and starts it again on the same folder
+    /// and database; the log starts over.
+    pub fn restart(&mut self) {
+        let status = self.terminate();
+        assert!(status.success(), "switch exit status {status}");
+        let (child, sip, http, log) = launch(&self.dir, &self.extra);
+        self.child = Some(child);
+        self.sip = sip;
+        self.http = http;
+        self.log = log;
     }
 
     /// What the switch logged so far.
@@ -342,6 +367,35 @@ pub fn assert_sipp_ok(out: &Output, switch: &Switch, what: &str) {
 /// One HTTP/1.1 request to the switch's API over a plain TCP connection;
 /// returns the status and the body.
 pub fn http(switch: &Switch, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    http_body(switch, method, path, token, "")
+}
+
+/// An admin API call with a JSON body (empty for none): the status and the
+/// body as JSON (`null` when empty).
+pub fn api(
+    switch: &Switch,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let body = body.map(ToString::to_string).unwrap_or_default();
+    let (status, text) = http_body(switch, method, path, Some("test-token"), &body);
+    let value = if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+    };
+    (status, value)
+}
+
+/// Like [`http`], with a JSON request body.
+pub fn http_body(
+    switch: &Switch,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect(switch.http).expect("connect HTTP");
     conn.set_read_timeout(Some(Duration::from_secs(10)))
@@ -349,9 +403,15 @@ pub fn http(switch: &Switch, method: &str, path: &str, token: Option<&str>) -> (
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let content_type = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
-        switch.http
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        switch.http,
+        body.len()
     );
     conn.write_all(request.as_bytes()).expect("send HTTP");
     let mut raw = Vec::new();
