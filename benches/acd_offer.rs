@@ -70,6 +70,7 @@ async fn enqueue(acd: &AcdHandle) -> Waiting {
     let (reply, events) = mpsc::unbounded_channel();
     acd.send(AcdCommand::Enqueue {
         caller,
+        call_id: format!("bench-{}", caller.0),
         queue: "support".into(),
         priority: 0,
         preferred: None,
