@@ -122,3 +122,69 @@ fn refer_without_refer_to_is_refused_with_400() {
     let out = alice.wait_with_output().expect("sipp alice");
     assert_sipp_ok(&out, &switch, "alice's REFER refused with 400, then BYE");
 }
+
+/// RFC 3515 §2.4.5: a REFER naming a user the switch does not have is
+/// accepted (202) and then fails: the final NOTIFY carries "SIP/2.0 404
+/// Not Found" and the caller stays with the agent (no BYE until the caller
+/// hangs up).
+#[test]
+fn refer_to_an_unknown_user_fails_and_the_agent_keeps_the_caller() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = start("refer-unknown");
+    let refer = common::scenario("agent_refer_fails.xml");
+    let alice = common::agent_phone_with(
+        &switch,
+        "alice",
+        "s3cret",
+        &["-sf", &refer, "-set", "target", "nobody"],
+    );
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-unknown");
+    switch.wait_log("bridged the caller to the queue agent agent=alice");
+    switch.wait_log("REFER names no queue, agent or extension of ours");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !switch.log().contains("queue agent hung up"),
+        "{}",
+        switch.log()
+    );
+    caller.bye();
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER failing with a NOTIFY");
+}
+
+/// RFC 3515 §2.4.5: the REFER's target rings but never answers: after the
+/// ring timeout the switch CANCELs it, the final NOTIFY reports the
+/// failure, and the caller is bridged back to the transferring agent.
+#[test]
+fn refer_to_an_agent_who_does_not_answer_returns_the_caller() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("refer-noanswer", &["--digest-algorithms", "MD5"], |dir| {
+        prepare(dir);
+        dir.write(
+            "flows/queues.yaml",
+            "queues:\n  support:\n    skills: { support: 1 }\n    ring_timeout: 2s\n    music: tone.wav\n",
+        );
+    });
+    let refer = common::scenario("agent_refer_fails.xml");
+    let alice = common::agent_phone_with(
+        &switch,
+        "alice",
+        "s3cret",
+        &["-sf", &refer, "-set", "target", "1002"],
+    );
+    let no_answer = common::scenario("agent_no_answer.xml");
+    let bob = common::agent_phone_with(&switch, "bob", "s3cret", &["-sf", &no_answer]);
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-noanswer");
+    switch.wait_log("bridged the caller to the queue agent agent=alice");
+    switch.wait_log("agent transfers the caller agent=bob");
+    switch.wait_log("transfer failed; the caller is back with the agent");
+    let out = bob.wait_with_output().expect("sipp bob");
+    assert_sipp_ok(&out, &switch, "bob rang and saw the CANCEL");
+    caller.bye();
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER failing, then BYE");
+}

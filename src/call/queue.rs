@@ -327,6 +327,7 @@ impl Call {
                 return None;
             }
             ReferTarget::Unknown => {
+                tracing::info!("REFER names no queue, agent or extension of ours");
                 q.refer_done(404);
                 return None;
             }
@@ -382,6 +383,7 @@ impl Call {
         let status = status.filter(|s| *s >= 300).unwrap_or(408);
         match &q.bridged {
             Some(b) => {
+                tracing::info!(status, "transfer failed; the caller is back with the agent");
                 s.leg().stop();
                 if let Err(err) = s.leg().bridge(&b._leg) {
                     tracing::error!(cause = %err, "cannot bridge the caller back to the agent");
