@@ -439,7 +439,11 @@ impl AgentLeg {
                 format!("<sip:{number}@{host}>"),
             );
         }
-        headers.push(HeaderName::Allow, crate::sip::dialog::ALLOW);
+        // The agent's phone may transfer the caller with REFER (RFC 3515).
+        headers.push(
+            HeaderName::Allow,
+            format!("{}, REFER", crate::sip::dialog::ALLOW),
+        );
         headers.push(HeaderName::ContentType, "application/sdp");
         Request {
             method: Method::Invite,
