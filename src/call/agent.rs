@@ -229,10 +229,16 @@ impl AgentLeg {
                 control = self.control.recv() => match control {
                     Some(AgentControl::ReferDone { status }) => {
                         let Some(id) = referring.take() else { continue };
-                        self.notify_refer(&mut dialog, &via, dest, id, status, &mut events).await;
+                        let left = self.notify_refer(&mut dialog, &via, dest, id, status, &mut events).await;
                         if (200..300).contains(&status) {
                             tracing::info!("caller transferred; ending the agent's leg");
-                            self.bye(&mut dialog, &via, dest, &mut events).await;
+                            if !left {
+                                self.bye(&mut dialog, &via, dest, &mut events).await;
+                            }
+                            return self.tell(AgentEvent::Ended);
+                        }
+                        if left {
+                            tracing::info!("agent hung up");
                             return self.tell(AgentEvent::Ended);
                         }
                     }
@@ -292,22 +298,26 @@ impl AgentLeg {
         let Ok(bye) = dialog.request(Method::Bye, via) else {
             return;
         };
-        self.send_and_wait(bye, dest, events).await;
+        self.send_and_wait(dialog, bye, dest, events).await;
     }
 
-    /// Sends an in-dialog request and waits (bounded) for its final answer.
+    /// Sends an in-dialog request and waits (bounded) for its final
+    /// answer. Requests of the agent meanwhile are answered; `true` when
+    /// one was a BYE (the agent hung up).
     async fn send_and_wait(
         &self,
+        dialog: &mut Dialog,
         request: Request,
         dest: crate::sip::peer::Peer,
         events: &mut mpsc::UnboundedReceiver<CallEvent>,
-    ) {
+    ) -> bool {
         let method = request.method.clone();
         let _ = self.commands.send(EndpointCommand::Send {
             call_id: self.call_id.clone(),
             request,
             dest,
         });
+        let mut hung_up = false;
         let _ = tokio::time::timeout(END_WAIT, async {
             while let Some(event) = events.recv().await {
                 match event {
@@ -318,11 +328,22 @@ impl AgentLeg {
                         return;
                     }
                     CallEvent::RequestFailed(_) => return,
+                    CallEvent::Request { tx, request } => {
+                        let response = match dialog.handle_request(&request) {
+                            Ok(()) => dialog.response(&request, 200, "OK"),
+                            Err(err) => err.response_to(&request),
+                        };
+                        let _ = self
+                            .commands
+                            .send(EndpointCommand::Respond { tx, response });
+                        hung_up |= request.method == Method::Bye;
+                    }
                     _ => {}
                 }
             }
         })
         .await;
+        hung_up
     }
 
     /// A REFER from the agent (RFC 3515 §2.4.2): 400 unless it has exactly
@@ -373,7 +394,7 @@ impl AgentLeg {
     }
 
     /// The final NOTIFY of a REFER (RFC 3515 §2.4.5, §2.4.7), answered
-    /// before the leg goes on.
+    /// before the leg goes on; `true` when the agent hung up meanwhile.
     async fn notify_refer(
         &self,
         dialog: &mut Dialog,
@@ -382,12 +403,12 @@ impl AgentLeg {
         id: u32,
         status: u16,
         events: &mut mpsc::UnboundedReceiver<CallEvent>,
-    ) {
+    ) -> bool {
         let Ok(mut notify) = dialog.request(Method::Notify, via) else {
-            return;
+            return false;
         };
         super::refer::fill_notify(&mut notify, id, status);
-        self.send_and_wait(notify, dest, events).await;
+        self.send_and_wait(dialog, notify, dest, events).await
     }
 
     /// The INVITE to the agent's device (RFC 3261 §8.1.1).
