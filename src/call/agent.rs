@@ -50,6 +50,12 @@ pub enum AgentEvent {
     },
     /// The agent hung up (or the leg ended) after answering.
     Ended,
+    /// The agent transferred the caller blind with REFER (RFC 3515): the
+    /// REFER was accepted (202) and `Refer-To` is this URI. The caller's
+    /// task moves the caller and answers with [`AgentControl::ReferDone`].
+    Refer {
+        to: Uri,
+    },
 }
 
 /// What the caller's task can ask of the agent leg.
@@ -57,6 +63,10 @@ pub enum AgentEvent {
 pub enum AgentControl {
     /// Stop ringing / hang up.
     End,
+    /// How the transfer asked by [`AgentEvent::Refer`] ended: the final
+    /// NOTIFY reports `status`; on success (2xx) the agent's leg then
+    /// ends with BYE, otherwise the agent keeps the caller.
+    ReferDone { status: u16 },
 }
 
 /// Starts the agent leg; events come back on the returned receiver.
@@ -211,20 +221,43 @@ impl AgentLeg {
         };
         tracing::info!("agent answered");
         self.tell(AgentEvent::Answered(leg));
+        // The CSeq of a REFER being carried out (RFC 3515 §2.4.6 `id`).
+        let mut referring: Option<u32> = None;
         // Until either side hangs up.
         loop {
             tokio::select! {
-                control = self.control.recv() => {
-                    if matches!(control, Some(AgentControl::End) | None) {
+                control = self.control.recv() => match control {
+                    Some(AgentControl::ReferDone { status }) => {
+                        let Some(id) = referring.take() else { continue };
+                        let left = self.notify_refer(&mut dialog, &via, dest, id, status, &mut events).await;
+                        if (200..300).contains(&status) {
+                            tracing::info!("caller transferred; ending the agent's leg");
+                            if !left {
+                                self.bye(&mut dialog, &via, dest, &mut events).await;
+                            }
+                            return self.tell(AgentEvent::Ended);
+                        }
+                        if left {
+                            tracing::info!("agent hung up");
+                            return self.tell(AgentEvent::Ended);
+                        }
+                    }
+                    Some(AgentControl::End) | None => {
                         self.bye(&mut dialog, &via, dest, &mut events).await;
                         return self.tell(AgentEvent::Ended);
                     }
-                }
+                },
                 event = events.recv() => match event {
                     None => return self.tell(AgentEvent::Ended),
-                    Some(CallEvent::Response(resp)) if resp.is_success() => {
+                    Some(CallEvent::Response(resp))
+                        if resp.is_success()
+                            && resp.headers.cseq().is_ok_and(|c| c.method == Method::Invite) =>
+                    {
                         // A retransmitted 2xx: ACK it again.
                         self.ack(&dialog, &resp, &via, dest);
+                    }
+                    Some(CallEvent::Request { tx, request }) if request.method == Method::Refer => {
+                        self.handle_refer(&mut dialog, tx, &request, &via, dest, &mut referring);
                     }
                     Some(CallEvent::Request { tx, request }) => {
                         let ends = request.method == Method::Bye;
@@ -265,26 +298,117 @@ impl AgentLeg {
         let Ok(bye) = dialog.request(Method::Bye, via) else {
             return;
         };
+        self.send_and_wait(dialog, bye, dest, events).await;
+    }
+
+    /// Sends an in-dialog request and waits (bounded) for its final
+    /// answer. Requests of the agent meanwhile are answered; `true` when
+    /// one was a BYE (the agent hung up).
+    async fn send_and_wait(
+        &self,
+        dialog: &mut Dialog,
+        request: Request,
+        dest: crate::sip::peer::Peer,
+        events: &mut mpsc::UnboundedReceiver<CallEvent>,
+    ) -> bool {
+        let method = request.method.clone();
         let _ = self.commands.send(EndpointCommand::Send {
             call_id: self.call_id.clone(),
-            request: bye,
+            request,
             dest,
         });
+        let mut hung_up = false;
         let _ = tokio::time::timeout(END_WAIT, async {
             while let Some(event) = events.recv().await {
                 match event {
                     CallEvent::Response(r)
                         if r.status >= 200
-                            && r.headers.cseq().is_ok_and(|c| c.method == Method::Bye) =>
+                            && r.headers.cseq().is_ok_and(|c| c.method == method) =>
                     {
                         return;
                     }
                     CallEvent::RequestFailed(_) => return,
+                    CallEvent::Request { tx, request } => {
+                        let response = match dialog.handle_request(&request) {
+                            Ok(()) => dialog.response(&request, 200, "OK"),
+                            Err(err) => err.response_to(&request),
+                        };
+                        let _ = self
+                            .commands
+                            .send(EndpointCommand::Respond { tx, response });
+                        hung_up |= request.method == Method::Bye;
+                    }
                     _ => {}
                 }
             }
         })
         .await;
+        hung_up
+    }
+
+    /// A REFER from the agent (RFC 3515 §2.4.2): 400 unless it has exactly
+    /// one SIP Refer-To (§2.4.1), 491 while another is being carried out;
+    /// else 202 Accepted, the first NOTIFY (`SIP/2.0 100 Trying`, §2.4.4)
+    /// and the caller's task is told where to move the caller.
+    fn handle_refer(
+        &self,
+        dialog: &mut Dialog,
+        tx: crate::sip::transaction::ServerTxId,
+        request: &Request,
+        via: &LocalVia,
+        dest: crate::sip::peer::Peer,
+        referring: &mut Option<u32>,
+    ) {
+        let respond = |response| {
+            let _ = self
+                .commands
+                .send(EndpointCommand::Respond { tx, response });
+        };
+        if let Err(err) = dialog.handle_request(request) {
+            return respond(err.response_to(request));
+        }
+        let to = match super::refer::refer_to(request) {
+            Ok(to) => to,
+            Err(err) => {
+                tracing::info!(cause = %err, "REFER refused");
+                return respond(dialog.response(request, 400, err.reason()));
+            }
+        };
+        if referring.is_some() {
+            return respond(dialog.response(request, 491, "Request Pending"));
+        }
+        let id = request.headers.cseq().map_or(0, |c| c.seq);
+        respond(dialog.response(request, 202, "Accepted"));
+        tracing::info!("agent transfers the caller with REFER");
+        tracing::debug!(refer_to = %to, "REFER target");
+        *referring = Some(id);
+        if let Ok(mut notify) = dialog.request(Method::Notify, via) {
+            super::refer::fill_notify(&mut notify, id, 100);
+            let _ = self.commands.send(EndpointCommand::Send {
+                call_id: self.call_id.clone(),
+                request: notify,
+                dest,
+            });
+        }
+        self.tell(AgentEvent::Refer { to });
+    }
+
+    /// The final NOTIFY of a REFER (RFC 3515 §2.4.5, §2.4.7), answered
+    /// before the leg goes on; `true` when the agent hung up meanwhile.
+    async fn notify_refer(
+        &self,
+        dialog: &mut Dialog,
+        via: &LocalVia,
+        dest: crate::sip::peer::Peer,
+        id: u32,
+        status: u16,
+        events: &mut mpsc::UnboundedReceiver<CallEvent>,
+    ) -> bool {
+        let Ok(mut notify) = dialog.request(Method::Notify, via) else {
+            return false;
+        };
+        super::refer::fill_notify(&mut notify, id, status);
+        self.send_and_wait(dialog, notify, dest, events).await
     }
 
     /// The INVITE to the agent's device (RFC 3261 §8.1.1).
@@ -336,7 +460,11 @@ impl AgentLeg {
                 format!("<sip:{number}@{host}>"),
             );
         }
-        headers.push(HeaderName::Allow, crate::sip::dialog::ALLOW);
+        // The agent's phone may transfer the caller with REFER (RFC 3515).
+        headers.push(
+            HeaderName::Allow,
+            format!("{}, REFER", crate::sip::dialog::ALLOW),
+        );
         headers.push(HeaderName::ContentType, "application/sdp");
         Request {
             method: Method::Invite,

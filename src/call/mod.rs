@@ -5,6 +5,7 @@
 mod agent;
 mod log;
 mod queue;
+mod refer;
 mod session;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -538,6 +539,9 @@ impl Call {
                             match bridged {
                                 Some(Ok(())) => {
                                     tracing::info!("bridged to the transfer target");
+                                    if let Some(q) = queued.as_mut() {
+                                        self.refer_answered(q);
+                                    }
                                     agent_leg = Some(leg);
                                     if let Some(s) = session.as_mut() {
                                         s.handle_transfer_result(true, now);
@@ -569,6 +573,9 @@ impl Call {
                                     agent_rx = None;
                                     if let Some(s) = session.as_mut() {
                                         s.handle_transfer_result(false, now);
+                                        if let Some(q) = queued.as_mut() {
+                                            self.refer_failed(q, s, None);
+                                        }
                                     }
                                 }
                             }
@@ -579,6 +586,16 @@ impl Call {
                             agent_rx = None;
                             if let Some(s) = session.as_mut() {
                                 s.handle_transfer_result(false, now);
+                                if let Some(q) = queued.as_mut() {
+                                    self.refer_failed(q, s, status);
+                                }
+                            }
+                        }
+                        agent::AgentEvent::Refer { .. } => {
+                            // A transfer target transferring again is
+                            // not carried out: the REFER is declined.
+                            if let Some(control) = &agent {
+                                let _ = control.send(agent::AgentControl::ReferDone { status: 603 });
                             }
                         }
                         agent::AgentEvent::Ended => {
@@ -612,6 +629,13 @@ impl Call {
                         s.handle_timeout(std::time::Instant::now());
                     }
                 }
+            }
+            if let (Some(q), Some(s)) = (queued.as_mut(), session.as_mut())
+                && q.has_refer()
+                && let Some((control, events)) = self.handle_refer(q, s).await
+            {
+                agent = Some(control);
+                agent_rx = Some(events);
             }
             if let Some(s) = session.as_mut()
                 && let Some((target, timeout)) = s.take_transfer()

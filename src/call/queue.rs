@@ -15,6 +15,7 @@ use crate::acd::driver::{AcdCommand, QueueEvent};
 use crate::acd::routing::{CallerId, LeftReason};
 use crate::ivr::interpreter::{GiveUpReason, QueueOutcome};
 use crate::media::engine::LegHandle;
+use crate::sip::message::Uri;
 
 /// How much longer than the queue's `ring_timeout` an agent leg rings: the
 /// engine's own timeout cancels it first.
@@ -39,6 +40,13 @@ pub(super) struct QueueLeg {
     pub bridged: Option<Bridged>,
     /// Where agent legs' news goes, tagged with the login.
     offers: mpsc::UnboundedSender<(String, AgentEvent)>,
+    /// The caller's priority in this queue (kept when a REFER requeues).
+    priority: u32,
+    /// A REFER of the bridged agent, for the call task to carry out.
+    refer: Option<Uri>,
+    /// The caller is being rung through to a REFER's target; the bridged
+    /// agent (if still there) waits for the outcome.
+    referring: bool,
 }
 
 /// The receivers a queued call listens on.
@@ -78,6 +86,9 @@ impl Call {
                 ringing: HashMap::new(),
                 bridged: None,
                 offers: offers_tx,
+                priority,
+                refer: None,
+                referring: false,
             },
             QueueInputs { events, offers },
         )
@@ -227,6 +238,18 @@ impl Call {
                     });
                 }
             }
+            AgentEvent::Refer { to } => {
+                if q.bridged.as_ref().is_some_and(|b| b.login == login) {
+                    q.refer = Some(to);
+                }
+            }
+            AgentEvent::Ended if q.referring => {
+                // The transferring agent left first: the transfer goes on.
+                if q.bridged.as_ref().is_some_and(|b| b.login == login) {
+                    acd.send(AcdCommand::CallEnded { login });
+                    q.bridged = None;
+                }
+            }
             AgentEvent::Ended => {
                 if q.bridged.as_ref().is_some_and(|b| b.login == login) {
                     tracing::info!(agent = %login, "queue agent hung up");
@@ -254,7 +277,138 @@ impl Call {
     }
 }
 
+impl Call {
+    /// Carries out a REFER of the bridged agent (RFC 3515 blind transfer),
+    /// if one came. A queue target requeues the caller at once (its music
+    /// plays; the call task enqueues) and the agent's leg ends; an agent,
+    /// extension or URI is rung, and the returned leg is the call task's
+    /// to watch (see [`Call::refer_answered`], [`Call::refer_failed`]).
+    /// A target that cannot be reached leaves the caller with the agent.
+    pub(super) async fn handle_refer(
+        &self,
+        q: &mut QueueLeg,
+        s: &mut Session,
+    ) -> Option<(
+        mpsc::UnboundedSender<AgentControl>,
+        mpsc::UnboundedReceiver<AgentEvent>,
+    )> {
+        use super::refer::{Directory, ReferTarget, classify};
+        use crate::ivr::model::TransferTarget;
+        let to = q.refer.take()?;
+        let agents: Vec<(String, Option<String>)> = match self.services.store.agents().list().await
+        {
+            Ok(list) => list.into_iter().map(|a| (a.login, a.extension)).collect(),
+            Err(err) => {
+                tracing::error!(cause = %err, "cannot load agents for a REFER");
+                Vec::new()
+            }
+        };
+        let set = &self.setup.flows.set;
+        let is_queue = |name: &str| set.queues().get(name).is_some();
+        let ours = self.services.advertised.ip().to_string();
+        let is_local = |host: &str| host == ours || host.eq_ignore_ascii_case("localhost");
+        let target = classify(
+            &to,
+            &Directory {
+                is_queue: &is_queue,
+                agents: &agents,
+                is_local: &is_local,
+            },
+        );
+        tracing::debug!(?target, "REFER target");
+        let transfer = match target {
+            ReferTarget::Queue(queue) => {
+                tracing::info!(%queue, "agent moved the caller to a queue");
+                let b = q.bridged.take()?;
+                self.services
+                    .acd
+                    .send(AcdCommand::CallEnded { login: b.login });
+                let _ = b.control.send(AgentControl::ReferDone { status: 200 });
+                s.requeue(&queue, q.priority);
+                return None;
+            }
+            ReferTarget::Unknown => {
+                tracing::info!("REFER names no queue, agent or extension of ours");
+                q.refer_done(404);
+                return None;
+            }
+            ReferTarget::Agent(login) => TransferTarget::Agent(login),
+            ReferTarget::Extension(ext) => TransferTarget::Extension(ext),
+            ReferTarget::Uri(uri) => TransferTarget::Uri(uri.to_string()),
+        };
+        let Some((login, contact, dest)) = self.transfer_target(&transfer).await else {
+            tracing::info!("REFER target not reachable");
+            q.refer_done(480);
+            return None;
+        };
+        tracing::info!(agent = %login, "agent transfers the caller");
+        s.leg().unbridge();
+        s.play_hold_music(&q.queue);
+        q.referring = true;
+        Some(agent::dial(
+            self.services.clone(),
+            self.commands.clone(),
+            agent::AgentDial {
+                login,
+                contact,
+                dest,
+                caller: self.caller_number(),
+                ring_timeout: s.ring_timeout(&q.queue),
+                near: s.leg().id(),
+            },
+        ))
+    }
+
+    /// The REFER's target answered and the caller is bridged to it: the
+    /// transferring agent hears 200 and its leg ends.
+    pub(super) fn refer_answered(&self, q: &mut QueueLeg) {
+        if !std::mem::take(&mut q.referring) {
+            return;
+        }
+        if let Some(b) = q.bridged.take() {
+            self.services
+                .acd
+                .send(AcdCommand::CallEnded { login: b.login });
+            let _ = b.control.send(AgentControl::ReferDone { status: 200 });
+        }
+    }
+
+    /// The REFER's target could not be reached: the caller goes back to
+    /// the transferring agent, who hears the failure (RFC 3515 §2.4.5);
+    /// if that agent already left, the flow goes on as after the agent
+    /// hung up.
+    pub(super) fn refer_failed(&self, q: &mut QueueLeg, s: &mut Session, status: Option<u16>) {
+        if !std::mem::take(&mut q.referring) {
+            return;
+        }
+        let status = status.filter(|s| *s >= 300).unwrap_or(408);
+        match &q.bridged {
+            Some(b) => {
+                tracing::info!(status, "transfer failed; the caller is back with the agent");
+                s.leg().stop();
+                if let Err(err) = s.leg().bridge(&b._leg) {
+                    tracing::error!(cause = %err, "cannot bridge the caller back to the agent");
+                }
+                let _ = b.control.send(AgentControl::ReferDone { status });
+            }
+            None => s.handle_queue_result(QueueOutcome::AgentHungUp, Instant::now()),
+        }
+    }
+}
+
 impl QueueLeg {
+    /// Whether the bridged agent asked for a transfer.
+    pub fn has_refer(&self) -> bool {
+        self.refer.is_some()
+    }
+
+    /// The REFER ends without moving the caller: the agent keeps it.
+    fn refer_done(&mut self, status: u16) {
+        if let Some(b) = &self.bridged {
+            let _ = b.control.send(AgentControl::ReferDone { status });
+        }
+    }
+
     fn end_ringing(&mut self) {
         for (_, control) in self.ringing.drain() {
             let _ = control.send(AgentControl::End);

@@ -207,6 +207,19 @@ impl Session {
         self.playing = None;
     }
 
+    /// Plays `queue`'s hold music (an agent's REFER is ringing its target).
+    pub fn play_hold_music(&mut self, queue: &str) {
+        self.hold_music(queue);
+    }
+
+    /// An agent's REFER sends the caller to `queue`: the bridge ends, the
+    /// queue's music plays and the call task enqueues the caller again.
+    pub fn requeue(&mut self, queue: &str, priority: u32) {
+        self.leg.unbridge();
+        self.hold_music(queue);
+        self.enqueue = Some((queue.to_owned(), priority));
+    }
+
     /// What became of the caller in the queue: the music stops when an
     /// agent answers or the queue gives up; when the agent hangs up the
     /// bridge ends and the flow goes on (`after`, else hang up).

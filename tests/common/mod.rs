@@ -723,6 +723,13 @@ pub fn add_agent(dir: &Scratch, login: &str, password: &str, extra: &[&str]) {
 /// answering scenario on that port: the agent's phone. Returns the running
 /// answering SIPp (one call).
 pub fn agent_phone(switch: &Switch, login: &str, password: &str) -> Child {
+    agent_phone_with(switch, login, password, &["-sn", "uas"])
+}
+
+/// Like [`agent_phone`], with the answering SIPp's scenario arguments
+/// (`-sf FILE`, `-set NAME VALUE`, ...) in place of the built-in `uas`.
+/// Returns once the switch logged this login's registration.
+pub fn agent_phone_with(switch: &Switch, login: &str, password: &str, answer: &[&str]) -> Child {
     let port = free_port().to_string();
     let register = scenario("agent_register.xml");
     let out = sipp_from(
@@ -746,12 +753,13 @@ pub fn agent_phone(switch: &Switch, login: &str, password: &str) -> Child {
             &free_port().to_string(),
         ])
         .args(["-timeout", "40s", "-timeout_error", "-trace_err"])
-        .args(["-sn", "uas", "-m", "1"])
+        .args(answer)
+        .args(["-m", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sipp agent phone");
-    switch.wait_log("agent registered");
+    switch.wait_log(&format!("agent registered login={login}"));
     phone
 }
 
@@ -765,6 +773,8 @@ pub struct RawCaller {
     to: String,
     call_id: String,
     switch: SocketAddr,
+    /// Where the switch takes the caller's RTP (its SDP answer).
+    pub remote_rtp: Option<SocketAddr>,
 }
 
 impl RawCaller {
@@ -789,14 +799,15 @@ impl RawCaller {
         );
         sock.send_to(invite.as_bytes(), sw).unwrap();
         let mut buf = [0u8; 8192];
-        let to = loop {
+        let (to, remote_rtp) = loop {
             let (n, _) = sock.recv_from(&mut buf).expect("answer to the INVITE");
             let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
             if msg.starts_with("SIP/2.0 200") {
-                break msg
+                let to = msg
                     .lines()
                     .find_map(|l| l.strip_prefix("To:").map(|t| t.trim().to_owned()))
                     .unwrap();
+                break (to, sdp_audio_addr(&msg));
             }
             assert!(msg.starts_with("SIP/2.0 1"), "INVITE refused:\n{msg}");
         };
@@ -808,6 +819,7 @@ impl RawCaller {
             to,
             call_id: call_id.to_owned(),
             switch: sw,
+            remote_rtp,
         };
         caller.request("ACK", 1, "2");
         caller
@@ -860,4 +872,158 @@ impl RawCaller {
             return;
         }
     }
+}
+
+/// The audio address of the SDP in a SIP message's body (`c=` and the
+/// `m=audio` port).
+pub fn sdp_audio_addr(msg: &str) -> Option<SocketAddr> {
+    let body = msg.split_once("\r\n\r\n")?.1;
+    let ip = body
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))?
+        .trim();
+    let port = body
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))?
+        .split_whitespace()
+        .next()?;
+    format!("{ip}:{port}").parse().ok()
+}
+
+/// Copies Via, From, To (with `to_tag` added when it has none), Call-ID
+/// and CSeq of `request` into a response (RFC 3261 §8.2.6.2).
+pub fn response_to(request: &str, status: &str, to_tag: &str, extra: &str, body: &str) -> String {
+    let mut resp = format!("SIP/2.0 {status}\r\n");
+    for line in request.lines() {
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("to:") && !lower.contains("tag=") {
+            resp.push_str(&format!("{line};tag={to_tag}\r\n"));
+        } else if ["via:", "from:", "to:", "call-id:", "cseq:"]
+            .iter()
+            .any(|h| lower.starts_with(h))
+        {
+            resp.push_str(line);
+            resp.push_str("\r\n");
+        }
+    }
+    resp.push_str(extra);
+    resp.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    resp
+}
+
+/// An agent's phone played by the test itself: it registers with SIPp
+/// (digest) from a port, then takes that port over to answer the switch's
+/// INVITE with its own RTP socket, so a test can send and hear audio on
+/// the agent's side.
+pub struct RawAgent {
+    pub sock: UdpSocket,
+    pub rtp: UdpSocket,
+}
+
+impl RawAgent {
+    pub fn register(switch: &Switch, login: &str, password: &str) -> RawAgent {
+        let port = free_port().to_string();
+        let register = scenario("agent_register.xml");
+        let out = sipp_from(
+            switch,
+            &port,
+            &[
+                "-sf", &register, "-s", login, "-au", login, "-ap", password, "-m", "1",
+            ],
+        );
+        assert_sipp_ok(&out, switch, "agent registration");
+        switch.wait_log(&format!("agent registered login={login}"));
+        let sock = UdpSocket::bind(format!("127.0.0.1:{port}")).expect("take the agent's port");
+        sock.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        RawAgent { sock, rtp }
+    }
+
+    /// Waits for the switch's INVITE, answers 200 with a PCMU offer answer
+    /// on our RTP socket, and waits for the ACK. Returns the switch's RTP
+    /// address for this leg.
+    pub fn answer(&self) -> SocketAddr {
+        let mut buf = [0u8; 8192];
+        let (invite, from) = loop {
+            let (n, from) = self.sock.recv_from(&mut buf).expect("INVITE to the agent");
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.starts_with("INVITE ") {
+                break (msg, from);
+            }
+        };
+        let remote = sdp_audio_addr(&invite).expect("SDP offer in the INVITE");
+        let me = self.sock.local_addr().unwrap();
+        let sdp = format!(
+            "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+            self.rtp.local_addr().unwrap().port()
+        );
+        let ok = response_to(
+            &invite,
+            "200 OK",
+            "agent1",
+            &format!("Contact: <sip:agent@{me}>\r\nContent-Type: application/sdp\r\n"),
+            &sdp,
+        );
+        self.sock.send_to(ok.as_bytes(), from).unwrap();
+        loop {
+            let (n, _) = self.sock.recv_from(&mut buf).expect("ACK from the switch");
+            if buf[..n].starts_with(b"ACK ") {
+                return remote;
+            }
+        }
+    }
+}
+
+/// Sends `secs` seconds of a PCMU sine at `freq` Hz from `sock` to `dest`
+/// in 20 ms packets (RFC 3550 timing), on a thread.
+pub fn send_tone(
+    sock: &UdpSocket,
+    dest: SocketAddr,
+    freq: f32,
+    secs: u32,
+) -> std::thread::JoinHandle<()> {
+    let sock = sock.try_clone().expect("clone RTP socket");
+    std::thread::spawn(move || {
+        let ssrc = 0x5157_0000 | (freq as u32);
+        let start = Instant::now();
+        for frame in 0..(secs * 50) {
+            let payload: Vec<u8> = (0..160)
+                .map(|i| {
+                    let n = (frame * 160 + i) as f32;
+                    let x = (n / 8000.0 * freq * std::f32::consts::TAU).sin() * 8000.0;
+                    switchboard::media::g711::ulaw_encode_table(x as i16)
+                })
+                .collect();
+            let pkt = rtp_bytes(0, frame == 0, frame as u16, frame * 160, ssrc, &payload);
+            let _ = sock.send_to(&pkt, dest);
+            let due = start + Duration::from_millis(u64::from(frame + 1) * 20);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    })
+}
+
+/// Collects the PCMU audio arriving on `sock` for `limit`, decoded, in
+/// arrival order.
+pub fn receive_pcmu(sock: &UdpSocket, limit: Duration) -> Vec<i16> {
+    let sock = sock.try_clone().expect("clone RTP socket");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let mut pcm = Vec::new();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf)
+            && n > 12
+            && buf[1] & 0x7f == 0
+        {
+            let mut out = vec![0i16; n - 12];
+            switchboard::media::g711::decode_ulaw(&buf[12..n], &mut out);
+            pcm.extend_from_slice(&out);
+        }
+    }
+    pcm
 }

@@ -1,0 +1,190 @@
+//! Blind transfer by an agent with REFER (RFC 3515; DESIGN §3, §6): a
+//! caller bridged to agent A through a queue; A's phone (SIPp) sends REFER
+//! in the dialog. The switch answers 202, reports the transfer in NOTIFYs
+//! (Event: refer, message/sipfrag "SIP/2.0 100 Trying" then "SIP/2.0 200
+//! OK"), ends A's leg with BYE and moves the caller: rung through to the
+//! named agent, or back into the named queue where the next agent answers.
+
+mod common;
+
+use common::{RawCaller, Switch, assert_sipp_ok, have_peer};
+
+/// Alice serves `support` (best skill); bob has no support skill but
+/// serves `sales`. Number 500 enters `support`.
+fn prepare(dir: &common::Scratch) {
+    common::add_agent(dir, "alice", "s3cret", &["--skills", "support=5"]);
+    common::add_agent(
+        dir,
+        "bob",
+        "s3cret",
+        &["--skills", "sales=3", "--extension", "1002"],
+    );
+    dir.write(
+        "flows/queues.yaml",
+        "queues:\n  support:\n    skills: { support: 1 }\n    ring_timeout: 5s\n    music: tone.wav\n  sales:\n    skills: { sales: 1 }\n    ring_timeout: 5s\n    music: tone.wav\n",
+    );
+    dir.write(
+        "flows/queue.yaml",
+        "name: queue\nnumbers: [\"500\"]\nstart: q\nnodes:\n  q: { queue: support, next: bye }\n  bye: { hangup: {} }\n",
+    );
+}
+
+fn start(name: &str) -> Switch {
+    Switch::start_with(name, &["--digest-algorithms", "MD5"], prepare)
+}
+
+/// RFC 3515 §2.4.2-2.4.5: REFER to an agent login. A gets 202, NOTIFY 100
+/// and NOTIFY 200 (its scenario checks the sipfrag bodies), then BYE; bob
+/// is rung and bridged to the caller.
+#[test]
+fn refer_to_an_agent_login_moves_the_caller_to_that_agent() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = start("refer-agent");
+    let refer = common::scenario("agent_refer.xml");
+    let alice = common::agent_phone_with(
+        &switch,
+        "alice",
+        "s3cret",
+        &["-sf", &refer, "-set", "target", "bob"],
+    );
+    let bob = common::agent_phone(&switch, "bob", "s3cret");
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-agent");
+    switch.wait_log("bridged the caller to the queue agent agent=alice");
+    switch.wait_log("agent transfers the caller with REFER");
+    switch.wait_log("bridged to the transfer target");
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER: 202, NOTIFY 100/200, BYE");
+    assert!(
+        switch
+            .log()
+            .contains("agent transfers the caller agent=bob"),
+        "{}",
+        switch.log()
+    );
+
+    // The caller hangs up: bob's leg ends with BYE.
+    caller.bye();
+    let out = bob.wait_with_output().expect("sipp bob");
+    assert_sipp_ok(&out, &switch, "bob answering the transferred caller");
+}
+
+/// REFER to a queue name: the caller waits in `sales` again, and bob, who
+/// serves it, is offered the call and answers.
+#[test]
+fn refer_to_a_queue_requeues_the_caller() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = start("refer-queue");
+    let refer = common::scenario("agent_refer.xml");
+    let alice = common::agent_phone_with(
+        &switch,
+        "alice",
+        "s3cret",
+        &["-sf", &refer, "-set", "target", "sales"],
+    );
+    let bob = common::agent_phone(&switch, "bob", "s3cret");
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-queue");
+    switch.wait_log("bridged the caller to the queue agent agent=alice");
+    switch.wait_log("agent moved the caller to a queue queue=sales");
+    switch.wait_log("bridged the caller to the queue agent agent=bob");
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER: 202, NOTIFY 100/200, BYE");
+
+    caller.bye();
+    let out = bob.wait_with_output().expect("sipp bob");
+    assert_sipp_ok(&out, &switch, "bob answering the requeued caller");
+}
+
+/// RFC 3515 §2.4.1: a REFER without Refer-To gets 400 and changes nothing:
+/// the caller stays with the agent until hanging up, when the agent's leg
+/// ends with BYE (the scenario expects 400, then BYE).
+#[test]
+fn refer_without_refer_to_is_refused_with_400() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = start("refer-400");
+    let refer = common::scenario("agent_refer_no_target.xml");
+    let alice = common::agent_phone_with(&switch, "alice", "s3cret", &["-sf", &refer]);
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-400");
+    switch.wait_log("bridged the caller to the queue agent agent=alice");
+    switch.wait_log("REFER refused");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !switch.log().contains("queue agent hung up"),
+        "{}",
+        switch.log()
+    );
+    caller.bye();
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER refused with 400, then BYE");
+}
+
+/// RFC 3515 §2.4.5: a REFER naming a user the switch does not have is
+/// accepted (202) and then fails: the final NOTIFY carries "SIP/2.0 404
+/// Not Found" and the caller stays with the agent (no BYE until the caller
+/// hangs up).
+#[test]
+fn refer_to_an_unknown_user_fails_and_the_agent_keeps_the_caller() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = start("refer-unknown");
+    let refer = common::scenario("agent_refer_fails.xml");
+    let alice = common::agent_phone_with(
+        &switch,
+        "alice",
+        "s3cret",
+        &["-sf", &refer, "-set", "target", "nobody"],
+    );
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-unknown");
+    switch.wait_log("bridged the caller to the queue agent agent=alice");
+    switch.wait_log("REFER names no queue, agent or extension of ours");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !switch.log().contains("queue agent hung up"),
+        "{}",
+        switch.log()
+    );
+    caller.bye();
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER failing with a NOTIFY");
+}
+
+/// RFC 3515 §2.4.5: the REFER's target rings but never answers: after the
+/// ring timeout the switch CANCELs it, the final NOTIFY reports the
+/// failure, and the caller is bridged back to the transferring agent.
+#[test]
+fn refer_to_an_agent_who_does_not_answer_returns_the_caller() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("refer-noanswer", &["--digest-algorithms", "MD5"], |dir| {
+        prepare(dir);
+        dir.write(
+            "flows/queues.yaml",
+            "queues:\n  support:\n    skills: { support: 1 }\n    ring_timeout: 2s\n    music: tone.wav\n",
+        );
+    });
+    let refer = common::scenario("agent_refer_fails.xml");
+    let alice = common::agent_phone_with(
+        &switch,
+        "alice",
+        "s3cret",
+        &["-sf", &refer, "-set", "target", "1002"],
+    );
+    let no_answer = common::scenario("agent_no_answer.xml");
+    let bob = common::agent_phone_with(&switch, "bob", "s3cret", &["-sf", &no_answer]);
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-noanswer");
+    switch.wait_log("bridged the caller to the queue agent agent=alice");
+    switch.wait_log("agent transfers the caller agent=bob");
+    switch.wait_log("transfer failed; the caller is back with the agent");
+    let out = bob.wait_with_output().expect("sipp bob");
+    assert_sipp_ok(&out, &switch, "bob rang and saw the CANCEL");
+    caller.bye();
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER failing, then BYE");
+}
