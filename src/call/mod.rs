@@ -5,6 +5,7 @@
 mod agent;
 mod log;
 mod queue;
+mod screen;
 mod session;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -53,6 +54,9 @@ pub struct CallServices {
     pub acd: crate::acd::driver::AcdHandle,
     /// The live event stream (`call.*` events).
     pub events: crate::events::EventBus,
+    /// The switch's HTTP address as agents reach it (`http://IP:PORT`), for
+    /// screen-pop links.
+    pub http_base: String,
 }
 
 /// A new inbound call.
@@ -86,6 +90,7 @@ pub fn spawn_call(
             let trusted = setup.trusted;
             let (log, link) = log::CallLog::begin(
                 services.store.clone(),
+                services.events.clone(),
                 &setup.invite,
                 &setup.flow.name,
                 trusted,
@@ -176,8 +181,13 @@ impl Call {
                 .clone()
                 .or_else(|| thread.assignee.clone());
         }
+        // DESIGN §7: the thread's agent is offered the call first.
+        if self.preferred_agent.is_none() {
+            self.preferred_agent = ctx.thread_last_agent.clone();
+        }
         ctx
     }
+
     fn respond(&self, tx: ServerTxId, response: Response) {
         let _ = self
             .commands
@@ -620,6 +630,7 @@ impl Call {
                 match self.transfer_target(&target).await {
                     Some((login, contact, dest)) => {
                         let caller = self.caller_number();
+                        let screen_pop = self.screen_pop().await.0;
                         let (control, events) = agent::dial(
                             self.services.clone(),
                             self.commands.clone(),
@@ -630,6 +641,7 @@ impl Call {
                                 caller,
                                 ring_timeout: timeout,
                                 near,
+                                screen_pop,
                             },
                         );
                         agent = Some(control);

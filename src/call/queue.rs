@@ -137,6 +137,8 @@ impl Call {
             });
             return;
         };
+        let (screen_pop, facts) = self.screen_pop().await;
+        self.announce_offer(facts, &login, &q.queue);
         let (control, mut events) = agent::dial(
             self.services.clone(),
             self.commands.clone(),
@@ -147,6 +149,7 @@ impl Call {
                 caller: self.caller_number(),
                 ring_timeout: ring,
                 near: s.leg().id(),
+                screen_pop,
             },
         );
         let tx = q.offers.clone();
