@@ -29,6 +29,9 @@ pub struct LogState {
     pub row: Option<String>,
     pub contact: Option<ContactId>,
     pub thread: Option<ThreadId>,
+    /// The agent of the caller's open thread (last agent, else assignee),
+    /// as found at INVITE.
+    pub preferred_agent: Option<String>,
     /// The caller's queue priority and routing reason, once queued.
     pub priority: Option<i64>,
     pub routing_reason: Option<String>,
@@ -94,6 +97,10 @@ impl CallLog {
                         state_tx.send_modify(|s| {
                             s.row = Some(row.id.clone());
                             s.contact = row.contact_id.clone();
+                            s.preferred_agent = link
+                                .thread
+                                .as_ref()
+                                .and_then(|t| t.last_agent.clone().or_else(|| t.assignee.clone()));
                         });
                         let _ = link_tx.send(link);
                         row.id
@@ -137,6 +144,12 @@ impl CallLog {
         )
     }
 
+    /// The agent of the caller's open thread, once the INVITE's lookup is
+    /// done (no waiting).
+    pub fn preferred_agent(&self) -> Option<String> {
+        self.state.borrow().preferred_agent.clone()
+    }
+
     /// What the log task knows once it has written every step recorded so
     /// far, waiting at most `limit` (then what it knows by then).
     pub async fn settled(&self, limit: Duration) -> LogState {
@@ -168,6 +181,12 @@ impl CallLog {
                 disposition: Disposition::AbandonedIvr,
             } if self.queue.load(Ordering::Relaxed) == 1 => CallEvent::Ended {
                 disposition: Disposition::AbandonedQueue,
+            },
+            // The caller hung up after talking to the agent.
+            CallEvent::Ended {
+                disposition: Disposition::AbandonedIvr,
+            } if self.queue.load(Ordering::Relaxed) == 2 => CallEvent::Ended {
+                disposition: Disposition::Answered,
             },
             CallEvent::Ended {
                 disposition: crate::thread::Disposition::Answered,

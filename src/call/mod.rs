@@ -181,10 +181,6 @@ impl Call {
                 .clone()
                 .or_else(|| thread.assignee.clone());
         }
-        // DESIGN §7: the thread's agent is offered the call first.
-        if self.preferred_agent.is_none() {
-            self.preferred_agent = ctx.thread_last_agent.clone();
-        }
         ctx
     }
 

@@ -98,7 +98,10 @@ impl Call {
     pub(super) fn announce_offer(&self, state: LogState, agent: &str, queue: &str) {
         let reason = offer_reason(
             agent,
-            self.preferred_agent.as_deref(),
+            self.preferred_agent
+                .clone()
+                .or_else(|| self.log.preferred_agent())
+                .as_deref(),
             state.priority.unwrap_or(0),
             queue,
         );

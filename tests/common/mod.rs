@@ -695,6 +695,57 @@ pub fn agent_phone(switch: &Switch, login: &str, password: &str) -> Child {
     phone
 }
 
+/// Like [`agent_phone`], with the answering SIPp's own arguments (its
+/// own scenario, say, and logs). An agent registering for the first time
+/// is waited for until the switch logged it (earlier agents do not count);
+/// a new binding of an agent already present replaces the older one at
+/// once.
+pub fn agent_phone_with(switch: &Switch, login: &str, password: &str, answer: &[&str]) -> Child {
+    let registered = |s: &Switch| s.log().matches("agent registered").count();
+    let before = registered(switch);
+    let present = switch
+        .log()
+        .contains(&format!("agent registered login={login}"));
+    let port = free_port().to_string();
+    let register = scenario("agent_register.xml");
+    let out = sipp_from(
+        switch,
+        &port,
+        &[
+            "-sf", &register, "-s", login, "-au", login, "-ap", password, "-m", "1",
+        ],
+    );
+    assert_sipp_ok(&out, switch, "agent registration");
+    let phone = Command::new("sipp")
+        .current_dir(switch.dir.path().join("sipp"))
+        .arg(switch.sip.to_string())
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
+        .args([
+            "-p",
+            &port,
+            "-mp",
+            &free_port().to_string(),
+            "-cp",
+            &free_port().to_string(),
+        ])
+        .args(["-timeout", "60s", "-timeout_error", "-trace_err"])
+        .args(answer)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipp agent phone");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !present && registered(switch) <= before {
+        assert!(
+            Instant::now() < deadline,
+            "{login} never registered:\n{}",
+            switch.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    phone
+}
+
 /// A raw SIP caller on UDP from `from_user`: INVITE with a PCMU (+ RFC 4733)
 /// offer, answered and ACKed; then BYE either way.
 pub struct RawCaller {
