@@ -362,3 +362,25 @@ fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn screen_pop_base_is_where_http_answers() {
+        let public: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(
+            http_base(public, "0.0.0.0:8080".parse().unwrap()),
+            "http://203.0.113.7:8080"
+        );
+        assert_eq!(
+            http_base(public, "127.0.0.1:8081".parse().unwrap()),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(
+            http_base("2001:db8::1".parse().unwrap(), "[::]:80".parse().unwrap()),
+            "http://[2001:db8::1]:80"
+        );
+    }
+}

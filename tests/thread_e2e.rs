@@ -351,3 +351,41 @@ fn a_call_pops_the_sms_thread_and_returns_to_its_agent() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// DESIGN §10: at SIGTERM the events WebSocket is closed cleanly (Close
+/// 1001 Going Away, RFC 6455 §7.4.1) and does not hold the switch up.
+#[test]
+fn the_event_stream_closes_cleanly_at_shutdown() {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let mut switch = Switch::start("events-shutdown");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let url = format!("ws://{}/api/v1/events?token={TOKEN}", switch.http);
+    let (mut ws, _) = rt
+        .block_on(tokio_tungstenite::connect_async(url))
+        .expect("events WebSocket");
+    switch.wait_log("event stream opened");
+    let started = Instant::now();
+    let status = switch.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the open stream held the shutdown up: {:?}",
+        started.elapsed()
+    );
+    let close = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame,
+                    Some(Ok(_)) => continue,
+                    other => panic!("no close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("close frame in time")
+    });
+    assert_eq!(close.map(|f| f.code), Some(CloseCode::Away));
+}
