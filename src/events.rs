@@ -29,6 +29,8 @@ pub struct Published {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Published>,
+    /// Set once the switch shuts down: subscribers close their streams.
+    closed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Default for EventBus {
@@ -40,7 +42,11 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> EventBus {
         let (tx, _) = broadcast::channel(CAPACITY);
-        EventBus { tx }
+        let (closed, _) = tokio::sync::watch::channel(false);
+        EventBus {
+            tx,
+            closed: Arc::new(closed),
+        }
     }
 
     /// Publishes `kind` with `data` (an object) stamped with the current
@@ -62,9 +68,32 @@ impl EventBus {
         });
     }
 
+    /// Whether anyone listens: publishers skip costly work when not.
+    pub fn has_subscribers(&self) -> bool {
+        self.subscribers() > 0
+    }
+
+    /// How many subscribers there are (open event streams).
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// A new subscriber: it sees events published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.tx.subscribe()
+    }
+
+    /// The switch is shutting down: every stream ends (its WebSocket is
+    /// closed cleanly).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Completes once [`EventBus::close`] was called (at once if it was).
+    pub async fn closed(&self) {
+        let mut rx = self.closed.subscribe();
+        // Err: the sender is gone, which cannot happen while `self` lives.
+        let _ = rx.wait_for(|closed| *closed).await;
     }
 }
 
@@ -87,6 +116,26 @@ mod tests {
         assert_eq!(v["type"], "agent.state");
         assert_eq!(v["data"]["login"], "alice");
         assert!(v["at"].as_i64().unwrap() > 1_600_000_000_000);
+    }
+
+    #[tokio::test]
+    async fn close_wakes_every_waiter() {
+        let bus = EventBus::new();
+        let waiter = tokio::spawn({
+            let bus = bus.clone();
+            async move { bus.closed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        bus.close();
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+        // Late waiters return at once.
+        tokio::time::timeout(std::time::Duration::from_secs(1), bus.closed())
+            .await
+            .expect("already closed");
     }
 
     #[tokio::test]

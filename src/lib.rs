@@ -147,6 +147,7 @@ fn start_sip(
     sip_udp: UdpSocket,
     sip_tcp: TcpListener,
     sip_addr: SocketAddr,
+    http_base: String,
     mut stop: watch::Receiver<bool>,
 ) -> Result<SipTasks, RunError> {
     use crate::sip::endpoint::{Endpoint, EndpointConfig, run_endpoint};
@@ -168,6 +169,7 @@ fn start_sip(
         store: state.store.clone(),
         acd: state.acd.clone(),
         events: state.events.clone(),
+        http_base,
     });
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(SIP_INBOUND_QUEUE);
     let udp = Arc::new(sip_udp);
@@ -198,6 +200,18 @@ fn start_sip(
         endpoint,
         transports,
     })
+}
+
+/// The switch's HTTP address as agents reach it, for screen-pop links
+/// (`Call-Info`): the listening address when it names one interface, else
+/// the public IP, with the bound port.
+fn http_base(public_ip: std::net::IpAddr, http: SocketAddr) -> String {
+    let ip = if http.ip().is_unspecified() {
+        public_ip
+    } else {
+        http.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, http.port()))
 }
 
 /// Runs the switch on bound `sockets` until `shutdown` completes, then stops
@@ -258,7 +272,14 @@ pub async fn run(
             .into_future(),
     );
 
-    let sip = start_sip(&state, sip_udp, sip_tcp, sip_addr, stop_rx.clone())?;
+    let sip = start_sip(
+        &state,
+        sip_udp,
+        sip_tcp,
+        sip_addr,
+        http_base(state.config.public_ip, http_addr),
+        stop_rx.clone(),
+    )?;
 
     info!("listening sip={sip_addr} http={http_addr}");
 
@@ -270,6 +291,7 @@ pub async fn run(
         res?.map_err(RunError::Http)?;
         warn!("HTTP server stopped on its own");
         let _ = stop_tx.send(true);
+        state.events.close();
         sip.stop().await;
         stop_watcher(watcher).await;
         store.close().await;
@@ -279,6 +301,9 @@ pub async fn run(
     info!("shutting down");
     // Receivers only fail if they are all gone, which is fine.
     let _ = stop_tx.send(true);
+    // Event streams are upgraded connections the HTTP server no longer
+    // tracks: they close themselves.
+    state.events.close();
     sip.stop().await;
     match tokio::time::timeout(HTTP_GRACE, &mut http_task).await {
         Ok(res) => res?.map_err(RunError::Http)?,
@@ -336,4 +361,26 @@ async fn admin_auth(config: &Config, store: &Store) -> Result<AdminAuth, StoreEr
 fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn screen_pop_base_is_where_http_answers() {
+        let public: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(
+            http_base(public, "0.0.0.0:8080".parse().unwrap()),
+            "http://203.0.113.7:8080"
+        );
+        assert_eq!(
+            http_base(public, "127.0.0.1:8081".parse().unwrap()),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(
+            http_base("2001:db8::1".parse().unwrap(), "[::]:80".parse().unwrap()),
+            "http://[2001:db8::1]:80"
+        );
+    }
 }

@@ -68,6 +68,21 @@ fn json_reply(status: u16, value: &impl serde::Serialize) -> Result<Reply, ApiEr
     })
 }
 
+/// Tells the event stream a message or email went into a thread
+/// (`thread.event`; small: ids, kind and channel).
+fn publish_stored(bus: &crate::events::EventBus, event: &crate::thread::Event) {
+    bus.publish(
+        "thread.event",
+        serde_json::json!({
+            "thread_id": event.thread_id,
+            "event_id": event.id,
+            "kind": event.kind,
+            "channel": event.channel,
+            "direction": event.direction,
+        }),
+    );
+}
+
 /// `POST /api/v1/messages`: 201 with contact, thread and event; 200 when
 /// the event was already stored under the same channel and external_id.
 pub async fn messages(
@@ -84,8 +99,12 @@ pub async fn messages(
         })?,
     };
     let store = state.store.clone();
+    let bus = state.events.clone();
     once(&state, format!("messages:{key}"), &body, async move {
         let done = messages::ingest(&store, &msg, now_ms()).await?;
+        if done.created {
+            publish_stored(&bus, &done.event);
+        }
         json_reply(if done.created { 201 } else { 200 }, &done)
     })
     .await
@@ -108,8 +127,12 @@ pub async fn emails(
         None => format!("message-id:{}", mail.message_id),
     };
     let store = state.store.clone();
+    let bus = state.events.clone();
     once(&state, format!("emails:{key}"), &body, async move {
         let done = email::ingest(&store, &mail, now_ms()).await?;
+        if let (true, Some(event)) = (done.created, &done.event) {
+            publish_stored(&bus, event);
+        }
         let status = match (done.created, done.event.is_some()) {
             (true, _) => 201,
             (false, true) => 200,
@@ -158,8 +181,12 @@ pub async fn twilio_sms(
     let msg = twilio::to_message(&params)?;
     let sid = msg.external_id.clone().unwrap_or_default();
     let store = state.store.clone();
+    let bus = state.events.clone();
     once(&state, format!("twilio:{sid}"), &body, async move {
-        messages::ingest(&store, &msg, now_ms()).await?;
+        let done = messages::ingest(&store, &msg, now_ms()).await?;
+        if done.created {
+            publish_stored(&bus, &done.event);
+        }
         Ok(Reply {
             status: 200,
             content_type: "text/xml; charset=utf-8".to_owned(),

@@ -5,6 +5,7 @@ mod agents;
 mod cdrs;
 mod contacts;
 pub mod error;
+pub mod events;
 mod flows;
 mod ingest;
 mod queues;
@@ -144,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .route("/threads/{id}", get(contacts::thread))
         .route("/cdrs", get(cdrs::list))
         .route("/recordings/{id}", get(cdrs::recording))
+        .route(events::PATH, get(events::stream))
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -163,8 +165,9 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
 }
 
 /// `/api/v1` needs `Authorization: Bearer TOKEN` with the admin token
-/// (RFC 6750 §2.1); anything else is 401 before any handler runs. The one
-/// exception is Twilio's webhook when a Twilio auth token is configured: its
+/// (RFC 6750 §2.1); anything else is 401 before any handler runs. The
+/// events WebSocket also takes the token as `?token=` (browsers cannot set
+/// headers on a WebSocket). The other exception is Twilio's webhook when a Twilio auth token is configured: its
 /// handler checks the request's signature instead.
 async fn require_admin(
     State(state): State<AppState>,
@@ -178,7 +181,9 @@ async fn require_admin(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| state.admin.verify_header(v));
+        .is_some_and(|v| state.admin.verify_header(v))
+        || (request.uri().path().ends_with(events::PATH)
+            && events::query_token_ok(&state.admin, request.uri()));
     if !authorized {
         return Err(ApiError::Unauthorized);
     }
@@ -256,8 +261,14 @@ mod tests {
     /// The router served on 127.0.0.1:0 (tower's `oneshot` is not a
     /// dependency; reqwest is).
     async fn serve(folder: &Folder) -> String {
+        serve_with_events(folder).await.0
+    }
+
+    /// Like [`serve`], also giving the switch's event bus.
+    async fn serve_with_events(folder: &Folder) -> (String, crate::events::EventBus) {
         let store = Store::connect("sqlite::memory:").await.unwrap();
-        serve_with(folder, crate::events::EventBus::new(), store).await
+        let events = crate::events::EventBus::new();
+        (serve_with(folder, events.clone(), store).await, events)
     }
 
     /// [`serve`] on `store`, publishing on `events`.
@@ -448,5 +459,177 @@ mod tests {
                 serde_json::json!({ "login": "dora" })
             )
         );
+    }
+
+    mod event_stream {
+        use super::*;
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::{self, Message};
+
+        type Ws = tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >;
+
+        fn ws_url(base: &str, query: &str) -> String {
+            format!("{}/api/v1/events{query}", base.replacen("http", "ws", 1))
+        }
+
+        async fn connect(url: &str, bearer: Option<&str>) -> Result<Ws, tungstenite::Error> {
+            use tungstenite::client::IntoClientRequest as _;
+            let mut req = url.into_client_request().unwrap();
+            if let Some(token) = bearer {
+                req.headers_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            }
+            tokio_tungstenite::connect_async(req)
+                .await
+                .map(|(ws, _)| ws)
+        }
+
+        /// The next text frame as JSON (pongs and other frames skipped).
+        async fn next_json(ws: &mut Ws) -> serde_json::Value {
+            loop {
+                let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+                    .await
+                    .expect("a frame in time")
+                    .expect("stream open")
+                    .expect("frame");
+                if let Message::Text(text) = msg {
+                    return serde_json::from_str(&text).unwrap();
+                }
+            }
+        }
+
+        /// Publishes until the stream has registered its subscriber (the
+        /// upgrade finishes on the server a little after the client's).
+        async fn until_subscribed(bus: &crate::events::EventBus, n: usize) {
+            for _ in 0..200 {
+                if bus.subscribers() >= n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("the event stream never subscribed");
+        }
+
+        /// DESIGN §8: the stream is behind the admin token; browsers give
+        /// it as `?token=`.
+        #[tokio::test]
+        async fn needs_the_token_in_a_header_or_the_query() {
+            let folder = Folder::new("ws-auth");
+            let (base, bus) = serve_with_events(&folder).await;
+            for (query, bearer) in [("", None), ("?token=wrong", None), ("", Some("wrong"))] {
+                match connect(&ws_url(&base, query), bearer).await {
+                    Err(tungstenite::Error::Http(resp)) => {
+                        assert_eq!(resp.status(), 401, "{query} {bearer:?}");
+                    }
+                    other => panic!("{query} {bearer:?}: expected 401, got {other:?}"),
+                }
+            }
+            // A query token is only for this route.
+            let http = reqwest::Client::new();
+            let (status, _) = send(http.get(format!("{base}/api/v1/flows?token=t0ken"))).await;
+            assert_eq!(status, 401);
+            // Not a WebSocket handshake: a JSON error.
+            let (status, body) = send(
+                http.get(format!("{base}/api/v1/events"))
+                    .bearer_auth("t0ken"),
+            )
+            .await;
+            assert_eq!(
+                (status, &body["error"]["code"]),
+                (400, &"invalid_request".into()),
+                "{body}"
+            );
+
+            let mut by_query = connect(&ws_url(&base, "?token=t0ken"), None).await.unwrap();
+            let mut by_header = connect(&ws_url(&base, ""), Some("t0ken")).await.unwrap();
+            until_subscribed(&bus, 2).await;
+            bus.publish("call.started", serde_json::json!({ "id": "c1" }));
+            for ws in [&mut by_query, &mut by_header] {
+                let v = next_json(ws).await;
+                assert_eq!(v["type"], "call.started");
+                assert_eq!(v["data"]["id"], "c1");
+                assert!(v["at"].as_i64().unwrap() > 0);
+            }
+        }
+
+        /// `?types=` keeps the listed prefixes only; pings get pongs
+        /// (RFC 6455 §5.5.2); shutdown closes with 1001 (§7.4.1).
+        #[tokio::test]
+        async fn filters_types_answers_pings_and_closes_at_shutdown() {
+            let folder = Folder::new("ws-filter");
+            let (base, bus) = serve_with_events(&folder).await;
+            let (status, body) = send(
+                reqwest::Client::new()
+                    .get(format!("{base}/api/v1/events?types=call.;x"))
+                    .bearer_auth("t0ken"),
+            )
+            .await;
+            assert_eq!(status, 400, "{body}");
+            let mut ws = connect(&ws_url(&base, "?types=call.,thread.&token=t0ken"), None)
+                .await
+                .unwrap();
+            until_subscribed(&bus, 1).await;
+            bus.publish("agent.state", serde_json::json!({ "login": "alice" }));
+            bus.publish("call.offered", serde_json::json!({ "agent": "alice" }));
+            bus.publish("queue.stats", serde_json::json!({}));
+            bus.publish("thread.event", serde_json::json!({ "kind": "message" }));
+            assert_eq!(next_json(&mut ws).await["type"], "call.offered");
+            assert_eq!(next_json(&mut ws).await["type"], "thread.event");
+
+            ws.send(Message::Ping(b"hi".to_vec().into())).await.unwrap();
+            let pong = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Pong(data))) => return data,
+                        Some(Ok(_)) => continue,
+                        other => panic!("no pong: {other:?}"),
+                    }
+                }
+            })
+            .await
+            .expect("pong in time");
+            assert_eq!(&pong[..], b"hi");
+
+            bus.close();
+            let close = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Close(frame))) => return frame,
+                        Some(Ok(_)) => continue,
+                        other => panic!("no close frame: {other:?}"),
+                    }
+                }
+            })
+            .await
+            .expect("close in time")
+            .expect("a close code");
+            assert_eq!(
+                close.code,
+                tungstenite::protocol::frame::coding::CloseCode::Away
+            );
+        }
+
+        /// A client that falls behind is told how many events it missed
+        /// and goes on with the newest.
+        #[tokio::test]
+        async fn a_lagging_client_is_told_and_continues() {
+            let folder = Folder::new("ws-lag");
+            let (base, bus) = serve_with_events(&folder).await;
+            let mut ws = connect(&ws_url(&base, "?token=t0ken"), None).await.unwrap();
+            until_subscribed(&bus, 1).await;
+            // No await between publishes: the stream task cannot keep up.
+            let extra = 50;
+            for i in 0..crate::events::CAPACITY + extra {
+                bus.publish("queue.stats", serde_json::json!({ "i": i }));
+            }
+            let first = next_json(&mut ws).await;
+            assert_eq!(first["type"], "stream.lagged", "{first}");
+            assert_eq!(first["data"]["missed"], extra as u64);
+            let next = next_json(&mut ws).await;
+            assert_eq!(next["type"], "queue.stats");
+            assert_eq!(next["data"]["i"], extra as u64);
+        }
     }
 }

@@ -36,6 +36,8 @@ pub struct AgentDial {
     pub ring_timeout: Duration,
     /// The caller's media leg: the agent's leg goes on the same worker.
     pub near: LegId,
+    /// The caller's thread and contact, named on the INVITE (DESIGN §7).
+    pub screen_pop: Option<super::screen::ScreenPop>,
 }
 
 /// News from the agent leg.
@@ -459,6 +461,11 @@ impl AgentLeg {
                 HeaderName::PAssertedIdentity,
                 format!("<sip:{number}@{host}>"),
             );
+        }
+        if let Some(pop) = &dial.screen_pop {
+            for (name, value) in pop.headers() {
+                headers.push(name, value);
+            }
         }
         // The agent's phone may transfer the caller with REFER (RFC 3515).
         headers.push(

@@ -4,14 +4,38 @@
 //! slow database never delays media or signalling; a crash loses nothing
 //! already written.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
+use crate::events::EventBus;
 use crate::sip::message::Request;
 use crate::store::{Store, now_ms};
 use crate::thread::identity::{E164, parse_phone};
 use crate::thread::linking::{LinkResult, record, start_call};
-use crate::thread::{CallEvent, NewCall};
+use crate::thread::{CallEvent, CallRecord, ContactId, NewCall, ThreadId};
+
+/// What the log task has written so far: the call's row, contact and
+/// thread once chosen (for the screen pop of an offer).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogState {
+    /// Steps handled so far (in the order they were recorded).
+    pub written: u64,
+    /// The CDR row id.
+    pub row: Option<String>,
+    pub contact: Option<ContactId>,
+    pub thread: Option<ThreadId>,
+    /// The agent of the caller's open thread (last agent, else assignee),
+    /// as found at INVITE.
+    pub preferred_agent: Option<String>,
+    /// The caller's queue priority and routing reason, once queued.
+    pub priority: Option<i64>,
+    pub routing_reason: Option<String>,
+}
 
 /// Sends the call's steps to its log task.
 #[derive(Clone)]
@@ -22,6 +46,10 @@ pub struct CallLog {
     /// 1 once queued, 2 once an agent answered: a caller who leaves while
     /// queued abandoned the queue, not the IVR.
     queue: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    /// Steps sent to the log task.
+    sent: Arc<AtomicU64>,
+    /// What the log task has written.
+    state: watch::Receiver<LogState>,
 }
 
 impl CallLog {
@@ -31,6 +59,7 @@ impl CallLog {
     /// others by From (DESIGN §7).
     pub fn begin(
         store: Store,
+        bus: EventBus,
         invite: &Request,
         flow: &str,
         trusted: bool,
@@ -48,10 +77,31 @@ impl CallLog {
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (link_tx, link_rx) = oneshot::channel();
+        let (state_tx, state) = watch::channel(LogState::default());
         tokio::spawn(
             async move {
                 let row = match start_call(&store, &call, now_ms()).await {
                     Ok((row, link)) => {
+                        bus.publish(
+                            "call.started",
+                            json!({
+                                "id": row.id,
+                                "call_id": row.call_id,
+                                "from": row.from_uri,
+                                "to": row.to_uri,
+                                "caller": row.caller,
+                                "contact_id": row.contact_id,
+                                "thread_id": link.thread.as_ref().map(|t| &t.id),
+                            }),
+                        );
+                        state_tx.send_modify(|s| {
+                            s.row = Some(row.id.clone());
+                            s.contact = row.contact_id.clone();
+                            s.preferred_agent = link
+                                .thread
+                                .as_ref()
+                                .and_then(|t| t.last_agent.clone().or_else(|| t.assignee.clone()));
+                        });
                         let _ = link_tx.send(link);
                         row.id
                     }
@@ -61,8 +111,22 @@ impl CallLog {
                     }
                 };
                 while let Some(event) = rx.recv().await {
-                    if let Err(err) = record(&store, &row, event, now_ms()).await {
-                        tracing::error!(cause = %err, "cannot update the call record");
+                    let published = Published::of(&event);
+                    match record(&store, &row, event, now_ms()).await {
+                        Ok(written) => {
+                            published.publish(&bus, &written);
+                            state_tx.send_modify(|s| {
+                                s.written += 1;
+                                s.contact = written.contact_id.clone();
+                                s.thread = written.thread_id.clone();
+                                s.priority = written.priority;
+                                s.routing_reason = written.routing_reason.clone();
+                            });
+                        }
+                        Err(err) => {
+                            tracing::error!(cause = %err, "cannot update the call record");
+                            state_tx.send_modify(|s| s.written += 1);
+                        }
                     }
                 }
             }
@@ -73,9 +137,27 @@ impl CallLog {
                 tx,
                 voicemail: Default::default(),
                 queue: Default::default(),
+                sent: Default::default(),
+                state,
             },
             link_rx,
         )
+    }
+
+    /// The agent of the caller's open thread, once the INVITE's lookup is
+    /// done (no waiting).
+    pub fn preferred_agent(&self) -> Option<String> {
+        self.state.borrow().preferred_agent.clone()
+    }
+
+    /// What the log task knows once it has written every step recorded so
+    /// far, waiting at most `limit` (then what it knows by then).
+    pub async fn settled(&self, limit: Duration) -> LogState {
+        let target = self.sent.load(std::sync::atomic::Ordering::Acquire);
+        let mut state = self.state.clone();
+        let _ = tokio::time::timeout(limit, state.wait_for(|s| s.written >= target)).await;
+        let now = state.borrow().clone();
+        now
     }
 
     /// Records one step (in order with the others).
@@ -100,6 +182,12 @@ impl CallLog {
             } if self.queue.load(Ordering::Relaxed) == 1 => CallEvent::Ended {
                 disposition: Disposition::AbandonedQueue,
             },
+            // The caller hung up after talking to the agent.
+            CallEvent::Ended {
+                disposition: Disposition::AbandonedIvr,
+            } if self.queue.load(Ordering::Relaxed) == 2 => CallEvent::Ended {
+                disposition: Disposition::Answered,
+            },
             CallEvent::Ended {
                 disposition: crate::thread::Disposition::Answered,
             } if self.voicemail.load(Ordering::Relaxed) => CallEvent::Ended {
@@ -107,7 +195,82 @@ impl CallLog {
             },
             other => other,
         };
-        let _ = self.tx.send(event);
+        if self.tx.send(event).is_ok() {
+            self.sent.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// The live events a recorded step gives (DESIGN §8): `thread.event` when
+/// the step went into the caller's thread, and `call.answered` /
+/// `call.ended`.
+enum Published {
+    Step { kind: &'static str },
+    Answered { agent: String, kind: &'static str },
+    Ended { kind: &'static str },
+}
+
+impl Published {
+    fn of(event: &CallEvent) -> Published {
+        let kind = match event {
+            CallEvent::Voicemail { .. } => "voicemail",
+            CallEvent::Survey { .. } => "survey",
+            _ => "call",
+        };
+        match event {
+            CallEvent::Answered { agent } => Published::Answered {
+                agent: agent.clone(),
+                kind,
+            },
+            CallEvent::Ended { .. } => Published::Ended { kind },
+            _ => Published::Step { kind },
+        }
+    }
+
+    fn publish(self, bus: &EventBus, call: &CallRecord) {
+        let kind = match self {
+            Published::Step { kind } => kind,
+            Published::Answered { agent, kind } => {
+                bus.publish(
+                    "call.answered",
+                    json!({
+                        "id": call.id,
+                        "call_id": call.call_id,
+                        "agent": agent,
+                        "queue": call.queue,
+                        "wait_ms": call.wait_ms,
+                        "thread_id": call.thread_id,
+                    }),
+                );
+                kind
+            }
+            Published::Ended { kind } => {
+                bus.publish(
+                    "call.ended",
+                    json!({
+                        "id": call.id,
+                        "call_id": call.call_id,
+                        "disposition": call.disposition,
+                        "duration_ms": call.duration_ms(),
+                        "agent": call.agent,
+                        "queue": call.queue,
+                        "thread_id": call.thread_id,
+                    }),
+                );
+                kind
+            }
+        };
+        if let Some(thread) = &call.thread_id {
+            bus.publish(
+                "thread.event",
+                json!({
+                    "thread_id": thread,
+                    "kind": kind,
+                    "channel": "voice",
+                    "call": call.id,
+                }),
+            );
+        }
     }
 }
 

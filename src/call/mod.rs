@@ -6,6 +6,7 @@ mod agent;
 mod log;
 mod queue;
 mod refer;
+mod screen;
 mod session;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -54,6 +55,9 @@ pub struct CallServices {
     pub acd: crate::acd::driver::AcdHandle,
     /// The live event stream (`call.*` events).
     pub events: crate::events::EventBus,
+    /// The switch's HTTP address as agents reach it (`http://IP:PORT`), for
+    /// screen-pop links.
+    pub http_base: String,
 }
 
 /// A new inbound call.
@@ -87,6 +91,7 @@ pub fn spawn_call(
             let trusted = setup.trusted;
             let (log, link) = log::CallLog::begin(
                 services.store.clone(),
+                services.events.clone(),
                 &setup.invite,
                 &setup.flow.name,
                 trusted,
@@ -179,6 +184,7 @@ impl Call {
         }
         ctx
     }
+
     fn respond(&self, tx: ServerTxId, response: Response) {
         let _ = self
             .commands
@@ -644,6 +650,7 @@ impl Call {
                 match self.transfer_target(&target).await {
                     Some((login, contact, dest)) => {
                         let caller = self.caller_number();
+                        let screen_pop = self.screen_pop().await.0;
                         let (control, events) = agent::dial(
                             self.services.clone(),
                             self.commands.clone(),
@@ -654,6 +661,7 @@ impl Call {
                                 caller,
                                 ring_timeout: timeout,
                                 near,
+                                screen_pop,
                             },
                         );
                         agent = Some(control);

@@ -63,7 +63,10 @@ impl Call {
         let (reply, events) = mpsc::unbounded_channel();
         // DESIGN §7: the agent of the caller's thread is offered first
         // (the queue's `prefer_last_agent` says for how long).
-        let preferred = self.preferred_agent.clone();
+        let preferred = self
+            .preferred_agent
+            .clone()
+            .or_else(|| self.log.preferred_agent());
         self.log.record(crate::thread::CallEvent::Queued {
             queue: queue.clone(),
             priority: i64::from(priority),
@@ -149,6 +152,8 @@ impl Call {
             });
             return;
         };
+        let (screen_pop, facts) = self.screen_pop().await;
+        self.announce_offer(facts, &login, &q.queue);
         let (control, mut events) = agent::dial(
             self.services.clone(),
             self.commands.clone(),
@@ -159,6 +164,7 @@ impl Call {
                 caller: self.caller_number(),
                 ring_timeout: ring,
                 near: s.leg().id(),
+                screen_pop,
             },
         );
         let tx = q.offers.clone();
@@ -345,6 +351,7 @@ impl Call {
         s.leg().unbridge();
         s.play_hold_music(&q.queue);
         q.referring = true;
+        let screen_pop = self.screen_pop().await.0;
         Some(agent::dial(
             self.services.clone(),
             self.commands.clone(),
@@ -355,6 +362,7 @@ impl Call {
                 caller: self.caller_number(),
                 ring_timeout: s.ring_timeout(&q.queue),
                 near: s.leg().id(),
+                screen_pop,
             },
         ))
     }

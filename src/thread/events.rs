@@ -170,6 +170,25 @@ pub async fn list(store: &Store, thread: &ThreadId) -> Result<Vec<Event>, Thread
     rows.into_iter().map(Event::try_from).collect()
 }
 
+/// A thread's newest `n` events, in time order (oldest first).
+pub async fn latest(store: &Store, thread: &ThreadId, n: i64) -> Result<Vec<Event>, ThreadError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM thread_events WHERE thread_id = $1 \
+         ORDER BY occurred_at DESC, created_at DESC, id DESC LIMIT $2"
+    );
+    let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(thread.as_str())
+        .bind(n.clamp(0, MAX_EVENTS))
+        .fetch_all(store.pool())
+        .await?;
+    let mut events = rows
+        .into_iter()
+        .map(Event::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    events.reverse();
+    Ok(events)
+}
+
 /// How many events a thread holds.
 pub async fn count(store: &Store, thread: &ThreadId) -> Result<i64, ThreadError> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM thread_events WHERE thread_id = $1")

@@ -13,6 +13,7 @@ pub mod events;
 pub mod identity;
 pub mod ingest;
 pub mod linking;
+pub mod screen;
 pub mod threads;
 
 #[cfg(test)]

@@ -601,3 +601,53 @@ async fn merge_contacts(store: &Store) {
     );
 }
 on_both!(merge_contacts);
+
+/// The screen pop's store reads: the contact, the thread and its latest
+/// five events in time order, bodies cut short.
+async fn screen_pop_facts(store: &Store) {
+    use super::screen;
+    let (ann, thread) = ann_with_thread(store, T0).await;
+    for i in 0..7 {
+        let body = if i == 6 {
+            "x".repeat(500)
+        } else {
+            format!("message {i}")
+        };
+        events::append(
+            store,
+            &thread.id,
+            super::NewEvent {
+                channel: Channel::Sms,
+                kind: EventKind::Message,
+                direction: super::Direction::Inbound,
+                body: Some(body),
+                metadata: json!({}),
+                occurred_at: T0 + i64::from(i) * 1000,
+                external_id: Some(format!("SM-pop-{i}")),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    }
+    let facts = screen::facts(store, None, Some(&thread.id)).await.unwrap();
+    assert_eq!(facts.contact.as_ref().map(|c| &c.id), Some(&ann.id));
+    assert_eq!(facts.thread.as_ref().map(|t| &t.id), Some(&thread.id));
+    let bodies: Vec<_> = facts
+        .last_events
+        .iter()
+        .map(|e| e.body.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(bodies.len(), 5);
+    assert_eq!(bodies[0], "message 2");
+    assert_eq!(bodies[3], "message 5");
+    let json = facts.last_events_json();
+    assert_eq!(json[4]["body"].as_str().unwrap().len(), screen::SUMMARY_LEN);
+    assert_eq!(json[0]["channel"], "sms");
+    assert_eq!(facts.contact_json()["name"], "Ann");
+    assert_eq!(facts.thread_json()["status"], "open");
+    // Nothing known: nothing read.
+    let none = screen::facts(store, None, None).await.unwrap();
+    assert!(none.contact.is_none() && none.thread.is_none() && none.last_events.is_empty());
+}
+on_both!(screen_pop_facts);

@@ -726,9 +726,11 @@ pub fn agent_phone(switch: &Switch, login: &str, password: &str) -> Child {
     agent_phone_with(switch, login, password, &["-sn", "uas"])
 }
 
-/// Like [`agent_phone`], with the answering SIPp's scenario arguments
-/// (`-sf FILE`, `-set NAME VALUE`, ...) in place of the built-in `uas`.
-/// Returns once the switch logged this login's registration.
+/// Like [`agent_phone`], with the answering SIPp's own arguments (`-sf
+/// FILE`, `-set NAME VALUE`, logs, ...) in place of the built-in `uas`;
+/// one call unless they say `-m N`. Returns once the switch logged this
+/// login's registration (a second device of a login already registered
+/// replaces nothing and is not waited for).
 pub fn agent_phone_with(switch: &Switch, login: &str, password: &str, answer: &[&str]) -> Child {
     let port = free_port().to_string();
     let register = scenario("agent_register.xml");
@@ -740,6 +742,11 @@ pub fn agent_phone_with(switch: &Switch, login: &str, password: &str, answer: &[
         ],
     );
     assert_sipp_ok(&out, switch, "agent registration");
+    let calls: &[&str] = if answer.contains(&"-m") {
+        &[]
+    } else {
+        &["-m", "1"]
+    };
     let phone = Command::new("sipp")
         .current_dir(switch.dir.path().join("sipp"))
         .arg(switch.sip.to_string())
@@ -752,9 +759,9 @@ pub fn agent_phone_with(switch: &Switch, login: &str, password: &str, answer: &[
             "-cp",
             &free_port().to_string(),
         ])
-        .args(["-timeout", "40s", "-timeout_error", "-trace_err"])
+        .args(["-timeout", "60s", "-timeout_error", "-trace_err"])
         .args(answer)
-        .args(["-m", "1"])
+        .args(calls)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
