@@ -64,6 +64,30 @@ fn wait_part(wait: Duration, has: &dyn Fn(&str) -> bool) -> Option<Vec<String>> 
     all_present(part, has)
 }
 
+/// Every recording an announcement of `position` and/or `wait_time` may
+/// use (the numbers as composed from words), for `switchboard check`.
+pub fn needed(position: bool, wait_time: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if position {
+        out.push(phrase("you-are-caller-number"));
+    }
+    if wait_time {
+        for p in [
+            "your-estimated-wait-is",
+            "less-than-a-minute",
+            "minute",
+            "minutes",
+        ] {
+            out.push(phrase(p));
+        }
+    }
+    if position || wait_time {
+        out.extend((0..=20).chain((30..=90).step_by(10)).map(digit_file));
+        out.push(format!("{DIR}/numbers/hundred.wav"));
+    }
+    out
+}
+
 fn all_present(part: Vec<String>, has: &dyn Fn(&str) -> bool) -> Option<Vec<String>> {
     part.iter().all(|s| has(s)).then_some(part)
 }
@@ -156,9 +180,13 @@ mod tests {
         for name in sentence(Some(342), Some(Duration::from_secs(61)), &shipped)
             .iter()
             .chain(&sentence(None, Some(Duration::from_secs(5)), &shipped))
+            .chain(&needed(true, true))
         {
             assert!(root.join(name).is_file(), "{name} is not shipped");
+            assert!(shipped(name), "{name}");
         }
+        assert!(needed(false, false).is_empty());
+        assert!(!needed(false, true).contains(&phrase("you-are-caller-number")));
     }
 
     #[test]
