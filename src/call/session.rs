@@ -41,7 +41,7 @@ enum Voicemail {
 }
 
 /// What a queued caller hears (DESIGN §6): the queue's music looped, an
-/// announcement over it (the music waits, then starts again), or with
+/// announcement over it (the music waits, then goes on), or with
 /// `on_ring: ringback` a ringback tone while an agent's phone rings.
 struct Hold {
     music: Option<Arc<Prompt>>,
@@ -284,8 +284,9 @@ impl Session {
 
     /// The routing engine says it is time to tell the caller their position
     /// and estimated wait: the music pauses for the sentence made of the
-    /// `announce/` recordings (pre-loaded with the flow version), then
-    /// starts again. Skipped while one is still playing or ringback plays.
+    /// `announce/` recordings (pre-loaded with the flow version), then goes
+    /// on where it stopped. Skipped while one is still playing or ringback
+    /// plays.
     pub fn announce(&mut self, position: Option<u32>, ewt: Option<Duration>) {
         let Some(hold) = &self.hold else {
             return;
@@ -307,7 +308,7 @@ impl Session {
         }
         tracing::info!(sounds = ?names, "queue announcement");
         let prompts = self.prompts(&names);
-        let id = self.leg.play(prompts, false, false);
+        let id = self.leg.interject(prompts);
         if let Some(hold) = self.hold.as_mut() {
             hold.announcing = Some(id);
         }
@@ -381,8 +382,12 @@ impl Session {
                 if let Some(hold) = self.hold.as_mut()
                     && hold.announcing == Some(playback)
                 {
+                    // The music went on by itself where it paused; an agent
+                    // that started ringing meanwhile brings the ringback.
                     hold.announcing = None;
-                    self.hold_background();
+                    if hold.ringback() {
+                        self.hold_background();
+                    }
                     return;
                 }
                 if self.playing != Some(playback) {
