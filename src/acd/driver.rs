@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -37,6 +37,12 @@ pub enum QueueEvent {
     Cancel { agents: Vec<String> },
     /// The caller leaves the queue without an agent (the flow's `next`).
     Left { reason: LeftReason },
+    /// Time to tell the caller where they stand: their 1-based position
+    /// and estimated wait, each present when the queue's `announce` asks.
+    Announce {
+        position: Option<u32>,
+        ewt: Option<Duration>,
+    },
 }
 
 /// What call tasks ask of the engine.
@@ -567,9 +573,13 @@ impl Driver {
                     self.agent_state_changed(&login, &state);
                     continue;
                 }
-                Event::Announce { caller, .. } => {
-                    tracing::debug!(caller = caller.0, "announcement due");
-                    continue;
+                Event::Announce {
+                    caller,
+                    position,
+                    ewt,
+                } => {
+                    tracing::debug!(caller = caller.0, ?position, ?ewt, "announcement due");
+                    (caller, QueueEvent::Announce { position, ewt })
                 }
                 Event::Segment(segment) => {
                     tracing::info!(

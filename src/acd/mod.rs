@@ -6,6 +6,7 @@
 //! other files (hours sets, queues, sounds) keep their position in
 //! [`NameRef`] so the folder validator can report them at the right place.
 
+pub mod announce;
 pub mod driver;
 pub mod hours;
 pub mod queues;

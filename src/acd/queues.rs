@@ -75,6 +75,8 @@ pub struct QueueConfig {
     pub music: Option<NameRef>,
     /// Periodic position/wait announcements. Default: none.
     pub announce: Option<Announce>,
+    /// What the caller hears while an agent's phone rings. Default: music.
+    pub on_ring: OnRing,
     /// Answer-time target for the service-level metric. Default: 20s.
     pub service_level: Duration,
     /// Missed offers in a row after which an agent is paused; 0 = never.
@@ -102,6 +104,7 @@ impl QueueConfig {
             wrap_up: Duration::ZERO,
             music: None,
             announce: None,
+            on_ring: OnRing::Music,
             service_level: Duration::from_secs(20),
             max_no_answer: 3,
             prefer_last_agent: Duration::ZERO,
@@ -163,6 +166,33 @@ pub struct Announce {
     pub position: bool,
     /// Say the estimated wait. Default: true.
     pub wait_time: bool,
+}
+
+/// `on_ring`: what a waiting caller hears while an agent's phone rings
+/// (after its 180 Ringing) until the agent answers or the offer ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnRing {
+    /// The queue's hold music goes on.
+    #[default]
+    Music,
+    /// A ringback tone (ETSI: 425 Hz, 1 s on, 4 s off) replaces the music.
+    Ringback,
+}
+
+impl OnRing {
+    pub const ALL: [OnRing; 2] = [OnRing::Music, OnRing::Ringback];
+
+    /// The name used in `queues.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRing::Music => "music",
+            OnRing::Ringback => "ringback",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<OnRing> {
+        OnRing::ALL.into_iter().find(|o| o.as_str() == name)
+    }
 }
 
 /// One `widen` step: after `after` in the queue, the skills' minimum levels

@@ -103,6 +103,191 @@ pub fn dial(
     (control_tx, events_rx)
 }
 
+/// Rings every device of one agent at once (parallel forking): one
+/// [`dial`] per registered contact, seen by the caller's task as a single
+/// agent leg. The first device to answer wins and the others are ended
+/// (CANCEL while they ring; a 2xx that races in is ACKed, then BYEd by its
+/// own leg, RFC 3261 §13.2.2.4). `Ringing` is told once, `Answered` and
+/// the winner's later news as they come, and `Failed` only when every
+/// device failed.
+pub fn dial_forked(
+    services: Arc<CallServices>,
+    commands: mpsc::UnboundedSender<EndpointCommand>,
+    dials: Vec<AgentDial>,
+) -> (
+    mpsc::UnboundedSender<AgentControl>,
+    mpsc::UnboundedReceiver<AgentEvent>,
+) {
+    let (control_tx, mut control) = mpsc::unbounded_channel::<AgentControl>();
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (fork_tx, mut forks_rx) = mpsc::unbounded_channel();
+    let mut forks = Vec::with_capacity(dials.len());
+    for (i, d) in dials.into_iter().enumerate() {
+        let (fork_control, mut fork_events) = dial(services.clone(), commands.clone(), d);
+        forks.push(Some(fork_control));
+        let tx = fork_tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = fork_events.recv().await {
+                if tx.send((i, event)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(fork_tx);
+    tokio::spawn(
+        async move {
+            let mut forking = Forking::new(forks.len());
+            loop {
+                tokio::select! {
+                    c = control.recv() => match c {
+                        Some(c) => {
+                            for (i, f) in forks.iter().enumerate() {
+                                if forking.controls(i) && let Some(f) = f {
+                                    let _ = f.send(c.clone());
+                                }
+                            }
+                        }
+                        // The caller's task let go: every device is ended.
+                        None => return,
+                    },
+                    news = forks_rx.recv() => {
+                        let Some((i, event)) = news else { return };
+                        let news = ForkNews::of(&event);
+                        let verdict = forking.handle(i, news);
+                        for j in verdict.end {
+                            tracing::info!(fork = j, "another device answered; ending this one");
+                            if let Some(f) = forks.get_mut(j) {
+                                // Dropping the control ends the fork: CANCEL
+                                // while ringing, BYE once answered.
+                                *f = None;
+                            }
+                        }
+                        // An event not passed on is dropped here: a late
+                        // answer's media leg closes with it.
+                        let event = match news {
+                            ForkNews::Failed(_) => AgentEvent::Failed { status: forking.failed_status() },
+                            _ => event,
+                        };
+                        if verdict.forward && events_tx.send(event).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(tracing::Span::current()),
+    );
+    (control_tx, events_rx)
+}
+
+/// What kind of news a fork sent, for [`Forking`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ForkNews {
+    Ringing,
+    Answered,
+    Failed(Option<u16>),
+    /// Anything else (the agent hung up, …): only the winner's counts.
+    Other,
+}
+
+impl ForkNews {
+    fn of(event: &AgentEvent) -> ForkNews {
+        match event {
+            AgentEvent::Ringing => ForkNews::Ringing,
+            AgentEvent::Answered(_) => ForkNews::Answered,
+            AgentEvent::Failed { status } => ForkNews::Failed(*status),
+            _ => ForkNews::Other,
+        }
+    }
+}
+
+/// What to do with one fork's news.
+#[derive(Debug, PartialEq, Eq)]
+struct Verdict {
+    /// Pass the event on to the caller's task.
+    forward: bool,
+    /// Forks to end now.
+    end: Vec<usize>,
+}
+
+/// The sans-IO part of [`dial_forked`]: which fork's news reaches the
+/// caller's task, and which forks must end.
+#[derive(Debug)]
+struct Forking {
+    /// Forks not yet failed.
+    live: Vec<bool>,
+    rang: bool,
+    winner: Option<usize>,
+    /// The most telling failure so far: a refusal beats a cancel (487),
+    /// which beats no answer at all.
+    failure: Option<u16>,
+}
+
+impl Forking {
+    fn new(n: usize) -> Forking {
+        Forking {
+            live: vec![true; n],
+            rang: false,
+            winner: None,
+            failure: None,
+        }
+    }
+
+    /// Whether fork `i` gets the caller task's controls: all of them until
+    /// one answers, then the winner only.
+    fn controls(&self, i: usize) -> bool {
+        self.winner.is_none_or(|w| w == i)
+    }
+
+    /// News from fork `i`. A `Failed` that is passed on carries
+    /// [`Forking::failure`] (see [`Forking::failed_status`]).
+    fn handle(&mut self, i: usize, news: ForkNews) -> Verdict {
+        let pass = |forward| Verdict {
+            forward,
+            end: Vec::new(),
+        };
+        match (self.winner, news) {
+            (None, ForkNews::Ringing) => {
+                let first = !self.rang;
+                self.rang = true;
+                pass(first)
+            }
+            (None, ForkNews::Answered) => {
+                self.winner = Some(i);
+                let end = (0..self.live.len())
+                    .filter(|&j| j != i && self.live[j])
+                    .collect();
+                Verdict { forward: true, end }
+            }
+            (None, ForkNews::Failed(status)) => {
+                if let Some(live) = self.live.get_mut(i) {
+                    *live = false;
+                }
+                self.failure = match (self.failure, status) {
+                    (Some(old), Some(487)) => Some(old),
+                    (_, Some(s)) => Some(s),
+                    (old, None) => old,
+                };
+                pass(!self.live.iter().any(|&l| l))
+            }
+            // A second device answered too late: its leg is dropped and
+            // the fork hangs up.
+            (Some(w), ForkNews::Answered) if w != i => Verdict {
+                forward: false,
+                end: vec![i],
+            },
+            (Some(w), _) => pass(w == i),
+            (None, ForkNews::Other) => pass(false),
+        }
+    }
+
+    /// The status to report when every fork failed.
+    fn failed_status(&self) -> Option<u16> {
+        self.failure
+    }
+}
+
 struct AgentLeg {
     services: Arc<CallServices>,
     commands: mpsc::UnboundedSender<EndpointCommand>,
@@ -479,5 +664,66 @@ impl AgentLeg {
             headers,
             body: sdp.as_bytes().to_vec(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(forward: bool) -> Verdict {
+        Verdict {
+            forward,
+            end: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn first_answer_wins_and_ends_the_other_devices() {
+        let mut f = Forking::new(3);
+        assert_eq!(f.handle(0, ForkNews::Ringing), pass(true));
+        // Ringing is told once however many devices ring.
+        assert_eq!(f.handle(1, ForkNews::Ringing), pass(false));
+        assert_eq!(f.handle(2, ForkNews::Failed(Some(486))), pass(false));
+        assert!(f.controls(0) && f.controls(1));
+        assert_eq!(
+            f.handle(1, ForkNews::Answered),
+            Verdict {
+                forward: true,
+                end: vec![0],
+            }
+        );
+        assert!(f.controls(1) && !f.controls(0));
+        // RFC 3261 §13.2.2.4: a second 2xx is not bridged; its fork ends
+        // (the leg ACKs it, then sends BYE).
+        assert_eq!(
+            f.handle(0, ForkNews::Answered),
+            Verdict {
+                forward: false,
+                end: vec![0],
+            }
+        );
+        // The losers' failures are not the agent's: only the winner speaks.
+        assert_eq!(f.handle(0, ForkNews::Failed(Some(487))), pass(false));
+        assert_eq!(f.handle(1, ForkNews::Other), pass(true));
+    }
+
+    #[test]
+    fn failed_only_when_every_device_failed() {
+        let mut f = Forking::new(3);
+        assert_eq!(f.handle(0, ForkNews::Failed(Some(487))), pass(false));
+        assert_eq!(f.handle(1, ForkNews::Failed(None)), pass(false));
+        assert_eq!(f.handle(2, ForkNews::Failed(Some(487))), pass(true));
+        assert_eq!(f.failed_status(), Some(487));
+        // A refusal (busy, decline) tells more than a cancel or silence.
+        let mut f = Forking::new(2);
+        f.handle(0, ForkNews::Failed(Some(486)));
+        assert_eq!(f.handle(1, ForkNews::Failed(Some(487))), pass(true));
+        assert_eq!(f.failed_status(), Some(486));
+        // No device ever responded: a missed offer (no status).
+        let mut f = Forking::new(2);
+        f.handle(0, ForkNews::Failed(None));
+        assert_eq!(f.handle(1, ForkNews::Failed(None)), pass(true));
+        assert_eq!(f.failed_status(), None);
     }
 }

@@ -3,7 +3,7 @@
 //! first agent to answer is bridged to the caller, and the engine hears of
 //! answers, misses and the end of the call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -37,6 +37,8 @@ pub(super) struct QueueLeg {
     waiting: bool,
     /// Agent legs ringing, by login.
     ringing: HashMap<String, mpsc::UnboundedSender<AgentControl>>,
+    /// Agents whose phone said 180 Ringing (the queue's `on_ring`).
+    alerting: HashSet<String>,
     pub bridged: Option<Bridged>,
     /// Where agent legs' news goes, tagged with the login.
     offers: mpsc::UnboundedSender<(String, AgentEvent)>,
@@ -87,6 +89,7 @@ impl Call {
                 queue,
                 waiting: true,
                 ringing: HashMap::new(),
+                alerting: HashSet::new(),
                 bridged: None,
                 offers: offers_tx,
                 priority,
@@ -113,12 +116,15 @@ impl Call {
             }
             QueueEvent::Cancel { agents } => {
                 for login in agents {
+                    q.alerting.remove(&login);
                     if let Some(control) = q.ringing.remove(&login) {
                         tracing::info!(%login, "offer cancelled");
                         let _ = control.send(AgentControl::End);
                     }
                 }
+                s.set_agent_ringing(!q.alerting.is_empty());
             }
+            QueueEvent::Announce { position, ewt } => s.announce(position, ewt),
             QueueEvent::Left { reason } => {
                 q.waiting = false;
                 q.end_ringing();
@@ -132,41 +138,48 @@ impl Call {
         }
     }
 
-    /// Rings the agent's newest registration; an agent with none counts as
-    /// a missed offer.
+    /// Rings every registration of the agent at once (forking); an agent
+    /// with none counts as a missed offer.
     async fn offer(&self, q: &mut QueueLeg, s: &Session, login: String, ring: Duration) {
         let (reply, contacts) = tokio::sync::oneshot::channel();
         let _ = self.commands.send(EndpointCommand::Contacts {
             login: login.clone(),
             reply,
         });
-        let newest = contacts
-            .await
-            .ok()
-            .and_then(|b| b.into_iter().max_by_key(|b| b.expires_at));
-        let Some(binding) = newest else {
+        let mut bindings = contacts.await.unwrap_or_default();
+        if bindings.is_empty() {
             tracing::info!(%login, "offered agent has no registration");
             self.services.acd.send(AcdCommand::Rejected {
                 caller: q.caller,
                 login,
             });
             return;
-        };
+        }
         let (screen_pop, facts) = self.screen_pop().await;
         self.announce_offer(facts, &login, &q.queue);
-        let (control, mut events) = agent::dial(
-            self.services.clone(),
-            self.commands.clone(),
-            agent::AgentDial {
+        // Newest first, so a single device is dialled exactly as before.
+        bindings.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
+        let mut dials: Vec<agent::AgentDial> = bindings
+            .into_iter()
+            .map(|binding| agent::AgentDial {
                 login: login.clone(),
                 contact: binding.contact.uri,
                 dest: binding.source,
                 caller: self.caller_number(),
                 ring_timeout: ring,
                 near: s.leg().id(),
-                screen_pop,
-            },
-        );
+                screen_pop: screen_pop.clone(),
+            })
+            .collect();
+        tracing::info!(%login, devices = dials.len(), "ringing the agent");
+        let (control, mut events) = match dials.len() {
+            1 => agent::dial(
+                self.services.clone(),
+                self.commands.clone(),
+                dials.remove(0),
+            ),
+            _ => agent::dial_forked(self.services.clone(), self.commands.clone(), dials),
+        };
         let tx = q.offers.clone();
         let tag = login.clone();
         tokio::spawn(async move {
@@ -190,8 +203,15 @@ impl Call {
         let acd = &self.services.acd;
         let now = Instant::now();
         match event {
-            AgentEvent::Ringing => tracing::debug!(%login, "agent ringing"),
+            AgentEvent::Ringing => {
+                tracing::debug!(%login, "agent ringing");
+                if q.waiting && q.ringing.contains_key(&login) {
+                    q.alerting.insert(login);
+                    s.set_agent_ringing(true);
+                }
+            }
             AgentEvent::Answered(leg) => {
+                q.alerting.remove(&login);
                 let control = q.ringing.remove(&login);
                 let Some(control) = control.filter(|_| q.waiting && q.bridged.is_none()) else {
                     // Too late: another agent answered or the caller left.
@@ -204,6 +224,7 @@ impl Call {
                         caller: q.caller,
                         login,
                     });
+                    s.set_agent_ringing(!q.alerting.is_empty());
                     return;
                 }
                 tracing::info!(agent = %login, "bridged the caller to the queue agent");
@@ -236,6 +257,8 @@ impl Call {
                 s.handle_queue_result(QueueOutcome::Answered { agent: login }, now);
             }
             AgentEvent::Failed { status } => {
+                q.alerting.remove(&login);
+                s.set_agent_ringing(!q.alerting.is_empty());
                 if q.ringing.remove(&login).is_some() && q.waiting {
                     let caller = q.caller;
                     acd.send(match status {
@@ -418,6 +441,7 @@ impl QueueLeg {
     }
 
     fn end_ringing(&mut self) {
+        self.alerting.clear();
         for (_, control) in self.ringing.drain() {
             let _ = control.send(AgentControl::End);
         }

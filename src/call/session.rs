@@ -4,11 +4,12 @@
 //! actions into media commands and the leg's events into interpreter inputs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::acd::queues::OnRing;
 use crate::ivr::interpreter::{
     Action, CallContext, FlowRun, QueueOutcome, WallClock, WebhookError as FlowWebhookError,
 };
@@ -39,6 +40,24 @@ enum Voicemail {
     Stopping,
 }
 
+/// What a queued caller hears (DESIGN §6): the queue's music looped, an
+/// announcement over it (the music waits, then goes on), or with
+/// `on_ring: ringback` a ringback tone while an agent's phone rings.
+struct Hold {
+    music: Option<Arc<Prompt>>,
+    on_ring: OnRing,
+    /// An agent's phone said 180 Ringing and still rings.
+    alerting: bool,
+    /// The announcement playing, if any.
+    announcing: Option<PlaybackId>,
+}
+
+impl Hold {
+    fn ringback(&self) -> bool {
+        self.alerting && self.on_ring == OnRing::Ringback
+    }
+}
+
 /// The flow and media of one answered call.
 pub struct Session {
     run: FlowRun,
@@ -56,6 +75,8 @@ pub struct Session {
     /// A queue the flow entered (name, priority), for the call task.
     enqueue: Option<(String, u32)>,
     voicemail: Option<Voicemail>,
+    /// While the caller waits in a queue.
+    hold: Option<Hold>,
     done: Option<SessionEnd>,
     /// The call record: the IVR path is written when the session ends.
     log: CallLog,
@@ -103,6 +124,28 @@ fn synthetic_beep() -> Prompt {
     Prompt::from_pcm("beep", pcm)
 }
 
+/// The ETSI ringback tone (ETSI ES 201 970, ITU-T E.180 for most of
+/// Europe): 425 Hz, 1 s on, 4 s off, at about -13 dBm0. Made and encoded
+/// once per process; played looped.
+fn ringback_tone() -> Arc<Prompt> {
+    static TONE: LazyLock<Arc<Prompt>> = LazyLock::new(|| {
+        let on = 8000;
+        let fade = 40.0; // 5 ms ramps: no clicks at the cadence edges
+        let pcm = (0..5 * 8000)
+            .map(|n| {
+                if n >= on {
+                    return 0;
+                }
+                let t = n as f32 / 8000.0;
+                let ramp = (n as f32 / fade).min((on - n) as f32 / fade).min(1.0);
+                ((t * 425.0 * std::f32::consts::TAU).sin() * 5000.0 * ramp) as i16
+            })
+            .collect();
+        Arc::new(Prompt::from_pcm("ringback", pcm))
+    });
+    TONE.clone()
+}
+
 impl Session {
     #[allow(clippy::too_many_arguments)]
     pub fn start(
@@ -133,6 +176,7 @@ impl Session {
             transfer: None,
             enqueue: None,
             voicemail: None,
+            hold: None,
             done: None,
             log,
         };
@@ -190,19 +234,17 @@ impl Session {
 
     /// Plays the queue's hold music looped (silence without one).
     fn hold_music(&mut self, queue: &str) {
-        let music = self
-            .flows
-            .set
-            .queues()
-            .get(queue)
+        let config = self.flows.set.queues().get(queue);
+        let music = config
             .and_then(|q| q.music.as_ref())
             .and_then(|m| self.flows.prompts.get(&m.name));
-        match music {
-            Some(prompt) => {
-                self.leg.play(vec![prompt], false, true);
-            }
-            None => self.leg.stop(),
-        }
+        self.hold = Some(Hold {
+            music,
+            on_ring: config.map_or(OnRing::Music, |q| q.on_ring),
+            alerting: false,
+            announcing: None,
+        });
+        self.hold_background();
         // Looped music never finishes: the flow waits on the queue.
         self.playing = None;
     }
@@ -220,10 +262,77 @@ impl Session {
         self.enqueue = Some((queue.to_owned(), priority));
     }
 
+    /// What a waiting caller hears between announcements: ringback while
+    /// an agent rings (`on_ring: ringback`), else the music, else silence.
+    fn hold_background(&mut self) {
+        let Some(hold) = &self.hold else {
+            return;
+        };
+        if hold.ringback() {
+            self.leg.play(vec![ringback_tone()], false, true);
+        } else if let Some(music) = &hold.music {
+            self.leg.play(vec![music.clone()], false, true);
+        } else {
+            self.leg.stop();
+        }
+    }
+
+    /// An agent's phone started (`true`) or stopped ringing for this
+    /// caller: with `on_ring: ringback` the caller hears ringback instead
+    /// of the music meanwhile.
+    pub fn set_agent_ringing(&mut self, alerting: bool) {
+        let Some(hold) = self.hold.as_mut() else {
+            return;
+        };
+        if hold.alerting == alerting {
+            return;
+        }
+        let was = hold.ringback();
+        hold.alerting = alerting;
+        // An announcement finishes first; then the right sound follows.
+        if hold.ringback() != was && hold.announcing.is_none() {
+            self.hold_background();
+        }
+    }
+
+    /// The routing engine says it is time to tell the caller their position
+    /// and estimated wait: the music pauses for the sentence made of the
+    /// `announce/` recordings (pre-loaded with the flow version), then goes
+    /// on where it stopped. Skipped while one is still playing or ringback
+    /// plays.
+    pub fn announce(&mut self, position: Option<u32>, ewt: Option<Duration>) {
+        let Some(hold) = &self.hold else {
+            return;
+        };
+        if hold.announcing.is_some() || hold.ringback() {
+            tracing::debug!("announcement skipped: the caller hears another");
+            return;
+        }
+        let prompts = &self.flows.prompts;
+        let names =
+            crate::acd::announce::sentence(position, ewt, &|name| prompts.get(name).is_some());
+        if names.is_empty() {
+            tracing::debug!(
+                ?position,
+                ?ewt,
+                "nothing to announce with the loaded sounds"
+            );
+            return;
+        }
+        tracing::info!(sounds = ?names, "queue announcement");
+        let prompts = self.prompts(&names);
+        let id = self.leg.interject(prompts);
+        if let Some(hold) = self.hold.as_mut() {
+            hold.announcing = Some(id);
+        }
+    }
+
     /// What became of the caller in the queue: the music stops when an
     /// agent answers or the queue gives up; when the agent hangs up the
     /// bridge ends and the flow goes on (`after`, else hang up).
     pub fn handle_queue_result(&mut self, outcome: QueueOutcome, now: Instant) {
+        // Music, announcement or ringback: whatever plays is cut at once.
+        self.hold = None;
         match outcome {
             QueueOutcome::Answered { .. } | QueueOutcome::GaveUp { .. } => self.leg.stop(),
             QueueOutcome::AgentHungUp => self.leg.unbridge(),
@@ -283,6 +392,17 @@ impl Session {
     pub fn handle_leg_event(&mut self, event: LegEvent, now: Instant) {
         match event.kind {
             LegEventKind::PlaybackFinished { playback } => {
+                if let Some(hold) = self.hold.as_mut()
+                    && hold.announcing == Some(playback)
+                {
+                    // The music went on by itself where it paused; an agent
+                    // that started ringing meanwhile brings the ringback.
+                    hold.announcing = None;
+                    if hold.ringback() {
+                        self.hold_background();
+                    }
+                    return;
+                }
                 if self.playing != Some(playback) {
                     return; // a playlist the flow already moved past
                 }
@@ -467,4 +587,35 @@ pub(super) fn file_safe(call_id: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Power of `freq` in `pcm` relative to the total (a one-bin DFT).
+    fn share(pcm: &[i16], freq: f64) -> f64 {
+        let (mut re, mut im, mut total) = (0.0, 0.0, 0.0);
+        for (n, &x) in pcm.iter().enumerate() {
+            let x = f64::from(x);
+            let w = std::f64::consts::TAU * freq * n as f64 / 8000.0;
+            re += x * w.cos();
+            im += x * w.sin();
+            total += x * x;
+        }
+        (re * re + im * im) * 2.0 / (pcm.len() as f64 * total.max(1.0))
+    }
+
+    #[test]
+    fn ringback_is_425_hz_one_second_on_four_off() {
+        let tone = ringback_tone();
+        assert_eq!(tone.duration, Duration::from_secs(5));
+        assert_eq!(tone.frame_count(), 250);
+        let (on, off) = tone.pcm.split_at(8000);
+        assert!(share(on, 425.0) > 0.95, "{}", share(on, 425.0));
+        assert!(share(on, 440.0) < 0.05);
+        assert!(off.iter().all(|&s| s == 0));
+        // Made once: every call shares the same frames.
+        assert!(Arc::ptr_eq(&tone, &ringback_tone()));
+    }
 }

@@ -271,6 +271,34 @@ impl Folder {
             {
                 self.error(&queues.file, Pos::new(m.pos.line, m.pos.col), message);
             }
+            // Announcements are said from the `announce/` recordings; a
+            // missing one leaves its part of the sentence out.
+            if let Some(a) = q.announce {
+                let missing: Vec<String> = crate::acd::announce::needed(a.position, a.wait_time)
+                    .into_iter()
+                    .filter(|name| self.sounds.check(name).is_err())
+                    .collect();
+                if !missing.is_empty() {
+                    let shown = missing
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let more = match missing.len() {
+                        n if n > 3 => format!(" and {} more", n - 3),
+                        _ => String::new(),
+                    };
+                    self.warning(
+                        &queues.file,
+                        Pos::new(q.pos.line, q.pos.col),
+                        format!(
+                            "queue `{}` has `announce` but the sounds folder lacks {shown}{more}: the parts of the announcement that need them are left out",
+                            q.name
+                        ),
+                    );
+                }
+            }
         }
     }
 

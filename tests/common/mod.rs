@@ -849,6 +849,53 @@ impl RawCaller {
         self.sock.send_to(msg.as_bytes(), sw).unwrap();
     }
 
+    /// What the caller hears for `length`: the switch's RTP (PCMU) decoded
+    /// to 8 kHz samples, each packet put at its place by sequence number
+    /// (lost or missing packets as silence). Empty if nothing came.
+    pub fn listen(&self, length: Duration) -> Vec<i16> {
+        self.rtp
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let deadline = Instant::now() + length;
+        let mut packets: Vec<(u32, Vec<i16>)> = Vec::new();
+        let mut first: Option<u16> = None;
+        let mut last_ext: u32 = 0;
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            let Ok((n, _)) = self.rtp.recv_from(&mut buf) else {
+                continue;
+            };
+            if n < 12 || buf[0] >> 6 != 2 || buf[1] & 0x7f != 0 {
+                continue;
+            }
+            let csrc = usize::from(buf[0] & 0x0f) * 4;
+            let seq = u16::from_be_bytes([buf[2], buf[3]]);
+            let base = *first.get_or_insert(seq);
+            // Extended sequence relative to the first packet.
+            let delta = u32::from(seq.wrapping_sub(base));
+            let mut ext = (last_ext & !0xffff) | delta;
+            if ext + 0x8000 < last_ext {
+                ext += 0x1_0000;
+            }
+            last_ext = last_ext.max(ext);
+            let pcm = buf[12 + csrc..n]
+                .iter()
+                .map(|&b| switchboard::media::g711::ulaw_decode(b))
+                .collect();
+            packets.push((ext, pcm));
+        }
+        let Some(end) = packets.iter().map(|(i, _)| *i).max() else {
+            return Vec::new();
+        };
+        let mut out = vec![0i16; (end as usize + 1) * 160];
+        for (i, pcm) in packets {
+            let at = i as usize * 160;
+            let len = pcm.len().min(160);
+            out[at..at + len].copy_from_slice(&pcm[..len]);
+        }
+        out
+    }
+
     /// The caller hangs up.
     pub fn bye(&self) {
         self.request("BYE", 2, "3");

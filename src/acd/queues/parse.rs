@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Announce, QueueConfig, QueueSet, Skills, Strategy, WidenStep};
+use super::{Announce, OnRing, QueueConfig, QueueSet, Skills, Strategy, WidenStep};
 use crate::acd::yaml::{self, Diags, Fields, Node, Y, pos};
 use crate::acd::{NameRef, Pos};
 use crate::ivr::Diagnostic;
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "skills",
     "hours",
     "strategy",
@@ -19,6 +19,7 @@ const KEYS: [&str; 13] = [
     "wrap_up",
     "music",
     "announce",
+    "on_ring",
     "service_level",
     "max_no_answer",
     "prefer_last_agent",
@@ -125,6 +126,23 @@ fn parse_queue(name: &str, at: Pos, v: &Y, diags: &mut Diags) -> QueueConfig {
     }
     if let Some(y) = f.get("announce") {
         q.announce = announce(y, diags);
+    }
+    if let Some(y) = f.get("on_ring")
+        && let Some(text) = yaml::string(y, "`on_ring`", diags)
+    {
+        match OnRing::from_name(&text) {
+            Some(o) => q.on_ring = o,
+            None => {
+                let all: Vec<&str> = OnRing::ALL.iter().map(|o| o.as_str()).collect();
+                diags.error(
+                    pos(y),
+                    format!(
+                        "unknown `on_ring` value `{text}`: expected one of {}",
+                        all.join(", ")
+                    ),
+                );
+            }
+        }
     }
     if let Some(d) = positive(&f, "service_level", diags) {
         q.service_level = d;

@@ -83,6 +83,7 @@ fn design_example_parses_every_key() {
             position: true,
             wait_time: true,
         }),
+        on_ring: OnRing::Music,
         service_level: secs(20),
         max_no_answer: 3,
         prefer_last_agent: secs(30),
@@ -168,7 +169,7 @@ fn problems_with_their_positions() {
         "3:55: error: level of skill `tech`: expected a whole number from 1 to 5, found a string",
         "4:12: error: `hours`: expected a string, found a list",
         "5:15: error: unknown strategy `fastest`: expected one of longest-idle, round-robin, fewest-calls, best-skill, ring-all, random",
-        "6:5: error: unknown key `priorty` in queue `support`; did you mean `priority`? (known keys: skills, hours, strategy, priority, ring_timeout, max_wait, wrap_up, music, announce, service_level, max_no_answer, prefer_last_agent, widen)",
+        "6:5: error: unknown key `priorty` in queue `support`; did you mean `priority`? (known keys: skills, hours, strategy, priority, ring_timeout, max_wait, wrap_up, music, announce, on_ring, service_level, max_no_answer, prefer_last_agent, widen)",
         "7:15: error: `priority`: -1 is out of range (0 to 1000)",
         "8:19: error: `ring_timeout` must be more than 0s",
         "9:15: error: `max_wait`: bad duration \"10 minutes\": expected a whole number followed by ms, s, m or h (e.g. 500ms, 5s, 2m)",
@@ -186,6 +187,22 @@ fn problems_with_their_positions() {
         "22:3: error: queue `support` is defined twice (first at line 2, column 3)",
     ];
     assert_eq!(problems(text), want);
+}
+
+#[test]
+fn on_ring_is_music_or_ringback() {
+    let set = parse_ok("queues:\n  a: { on_ring: ringback }\n  b: { on_ring: music }\n  c: {}\n");
+    let on_ring = |n: &str| set.get(n).map(|q| q.on_ring);
+    assert_eq!(on_ring("a"), Some(OnRing::Ringback));
+    assert_eq!(on_ring("b"), Some(OnRing::Music));
+    assert_eq!(on_ring("c"), Some(OnRing::Music));
+    assert_eq!(
+        problems("queues:\n  q:\n    on_ring: beep\n  r: { on_ring: [music] }\n"),
+        [
+            "3:14: error: unknown `on_ring` value `beep`: expected one of music, ringback",
+            "4:17: error: `on_ring`: expected a string, found a list",
+        ]
+    );
 }
 
 #[test]

@@ -130,9 +130,10 @@ pub enum Event {
     },
     /// An agent's reported state changed.
     AgentState { login: String, state: AgentState },
-    /// Time for a periodic announcement (`announce.every`): the caller's
-    /// 1-based position in its queue and its estimated wait, each present
-    /// when the queue's `announce` asks for it.
+    /// Time for an announcement: once on entry, then every
+    /// `announce.every` (none while agents ring for the caller). The
+    /// caller's 1-based position in its queue and its estimated wait, each
+    /// present when the queue's `announce` asks for it.
     Announce {
         caller: CallerId,
         position: Option<u32>,
@@ -489,7 +490,9 @@ impl Router {
         queue.counters.offered += 1;
         queue.line.insert(key, caller);
         queue.by_age.insert((now, self.seq));
-        let next_announce = queue.config.announce.and_then(|a| now.checked_add(a.every));
+        // The first announcement is due at once: a caller who has to wait
+        // hears where they stand on entry (skipped if an agent rings first).
+        let next_announce = queue.config.announce.map(|_| now);
         let prefer = queue.config.prefer_last_agent;
         self.callers.insert(
             caller,

@@ -740,7 +740,6 @@ fn announcements_give_position_and_wait_as_callers_move_up() {
     for id in 1..=3 {
         h.enqueue(id, "q", 0);
     }
-    h.go(30);
     let announces = |h: &mut H| -> Vec<(u64, Option<u32>, Option<Duration>)> {
         h.events()
             .into_iter()
@@ -754,18 +753,20 @@ fn announcements_give_position_and_wait_as_callers_move_up() {
             })
             .collect()
     };
-    let mut got = announces(&mut h);
-    got.sort_by_key(|a| a.0);
     // One agent, default AHT 180 s: position × 180 s.
     let m = |s| Some(Duration::from_secs(s));
-    assert_eq!(
-        got,
-        vec![
-            (1, Some(1), m(180)),
-            (2, Some(2), m(360)),
-            (3, Some(3), m(540))
-        ]
-    );
+    let expected = vec![
+        (1, Some(1), m(180)),
+        (2, Some(2), m(360)),
+        (3, Some(3), m(540)),
+    ];
+    // The first announcement comes on entry, then one every 30 s.
+    for at in [0, 30] {
+        h.go(at);
+        let mut got = announces(&mut h);
+        got.sort_by_key(|a| a.0);
+        assert_eq!(got, expected, "at {at} s");
+    }
     h.go(40);
     h.end("a");
     h.answer(1, "a");
@@ -786,6 +787,24 @@ fn announcements_give_position_and_wait_as_callers_move_up() {
     assert_eq!(
         h.r.stats("q", h.now).map(|s| s.aht.as_millis()),
         Some(35_800)
+    );
+}
+
+#[test]
+fn no_entry_announcement_for_a_caller_offered_at_once() {
+    let mut h = H::new("queues:\n  q: { skills: { support: 1 }, announce: { every: 30s } }\n");
+    h.agent("a", &[("support", 1)]);
+    h.events();
+    h.enqueue(1, "q", 0);
+    h.go(0);
+    let events = h.events();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Offer { .. })),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Announce { .. })),
+        "{events:?}"
     );
 }
 

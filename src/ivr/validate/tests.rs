@@ -296,6 +296,33 @@ fn queue_and_hours_names_across_files() {
 }
 
 #[test]
+fn announce_without_its_recordings_is_a_warning() {
+    let s = Scratch::new();
+    s.write(
+        "main.yaml",
+        &format!("{HEAD}  a: {{ queue: support, next: bye }}\n{BYE}"),
+    );
+    s.write(
+        "queues.yaml",
+        "queues:\n  support:\n    announce: { every: 30s, wait_time: false }\n",
+    );
+    s.remove("hours.yaml");
+    let got = warnings(&s);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].starts_with(
+            "queues.yaml:2:3: warning: queue `support` has `announce` but the sounds folder lacks \
+             announce/you-are-caller-number.wav, announce/numbers/0.wav, announce/numbers/1.wav and 27 more"
+        ),
+        "{got:#?}"
+    );
+    for name in crate::acd::announce::needed(true, false) {
+        s.sound(&name);
+    }
+    assert!(warnings(&s).is_empty());
+}
+
+#[test]
 fn yaml_syntax_duplicate_keys_and_numbers() {
     let s = Scratch::new();
     let got = s.errors("numbers: [\"100\"\nstart: a\n");

@@ -235,6 +235,9 @@ pub struct LegCore {
     dtmf_out: Rfc4733Sender,
     tones: Option<Box<ToneDetector>>,
     playback: Option<Playback>,
+    /// A playback waiting under an interjection ([`LegCommand::Interject`]):
+    /// it goes on where it stopped when the interjection ends.
+    paused: Option<Playback>,
     /// The remote is on hold (command or SDP): no media timeout.
     held: bool,
     last_rx: Instant,
@@ -280,6 +283,7 @@ impl LegCore {
             created: now,
             ntp_anchor: (now, ntp),
             playback: None,
+            paused: None,
             held: false,
             last_rx: now,
             timed_out: false,
@@ -692,8 +696,7 @@ impl LegCore {
         let playback = self.playback.as_mut()?;
         let Some(frame) = playback.cursor.next_frame(codec) else {
             let id = playback.id;
-            self.playback = None;
-            self.event(LegEventKind::PlaybackFinished { playback: id });
+            self.finish_playback(id);
             return None;
         };
         // The frame is borrowed from the shared prompt: written straight
@@ -728,11 +731,17 @@ impl LegCore {
         }
         if playback.cursor.is_finished() {
             let id = playback.id;
-            self.playback = None;
-            self.talkspurt = true;
-            self.event(LegEventKind::PlaybackFinished { playback: id });
+            self.finish_playback(id);
         }
         sent
+    }
+
+    /// The playback `id` sent its last frame: reported, and a playback
+    /// paused under it goes on.
+    fn finish_playback(&mut self, id: PlaybackId) {
+        self.playback = self.paused.take();
+        self.talkspurt = true;
+        self.event(LegEventKind::PlaybackFinished { playback: id });
     }
 
     fn check_media_timeout(&mut self, now: Instant) {
@@ -839,8 +848,20 @@ impl LegCore {
                 prompts,
                 barge,
                 looped,
-            } => self.play(playback, prompts, barge, looped),
+            } => {
+                self.paused = None;
+                self.play(playback, prompts, barge, looped);
+            }
+            LegCommand::Interject { playback, prompts } => {
+                // Over an interjection, the new one replaces it; the
+                // playback paused under both stays paused.
+                if self.paused.is_none() {
+                    self.paused = self.playback.take();
+                }
+                self.play(playback, prompts, false, false);
+            }
             LegCommand::Stop => {
+                self.paused = None;
                 if self.playback.take().is_some() {
                     self.talkspurt = true;
                 }
@@ -882,8 +903,7 @@ impl LegCore {
         self.relay_anchor = None;
         if cursor.is_finished() {
             // Nothing to play: finished at once.
-            self.playback = None;
-            self.event(LegEventKind::PlaybackFinished { playback: id });
+            self.finish_playback(id);
             return;
         }
         self.playback = Some(Playback { id, cursor, barge });
@@ -963,6 +983,7 @@ impl LegCore {
     pub fn close(&mut self) {
         self.stop_recording();
         self.playback = None;
+        self.paused = None;
         self.bridged = false;
         self.bye_pending = self.may_send();
     }

@@ -369,7 +369,14 @@ pub enum LegCommand {
         barge: bool,
         looped: bool,
     },
-    /// Stops the playback (no event).
+    /// Plays `prompts` once over the current playback, which pauses and
+    /// goes on from where it stopped after the last frame (an announcement
+    /// over music on hold). `PlaybackFinished` names `playback`.
+    Interject {
+        playback: PlaybackId,
+        prompts: Vec<Arc<Prompt>>,
+    },
+    /// Stops the playback, and one paused under it (no event).
     Stop,
     /// A digit from SIP INFO.
     Digit(Digit),
@@ -418,6 +425,16 @@ impl LegHandle {
             barge,
             looped,
         });
+        playback
+    }
+
+    /// Plays `prompts` once while what plays now (music on hold) pauses;
+    /// after the last frame [`LegEventKind::PlaybackFinished`] follows and
+    /// the paused playback goes on from where it stopped. [`Self::play`]
+    /// or [`Self::stop`] end both.
+    pub fn interject(&self, prompts: Vec<Arc<Prompt>>) -> PlaybackId {
+        let playback = self.engine.next_playback();
+        self.command(LegCommand::Interject { playback, prompts });
         playback
     }
 

@@ -265,6 +265,62 @@ fn looping_playback_starts_over_and_never_finishes() {
 }
 
 #[test]
+fn an_interjection_pauses_the_music_which_goes_on_where_it_stopped() {
+    let mut h = Harness::new(Codec::Pcmu, Some(101));
+    play(&mut h, 1, vec![marked_prompt("moh", 10, 30)], false, true);
+    let firsts: Vec<u8> = (0..3).map(|_| h.tick().unwrap().0.payload[0]).collect();
+    assert_eq!(firsts, vec![30, 31, 32]);
+    let now = h.now();
+    let announce = vec![marked_prompt("a", 2, 100)];
+    h.leg.handle_command(
+        now,
+        LegCommand::Interject {
+            playback: PlaybackId(2),
+            prompts: announce.clone(),
+        },
+    );
+    let sent: Vec<(u8, bool)> = (0..4)
+        .map(|_| {
+            let (p, _) = h.tick().unwrap();
+            (p.payload[0], p.marker)
+        })
+        .collect();
+    // The announcement, then the music from its fourth frame on; each
+    // change starts a talk-spurt (RFC 3550 §5.1 marker).
+    assert_eq!(
+        sent,
+        vec![(100, true), (101, false), (33, true), (34, false)]
+    );
+    assert!(matches!(
+        h.events().as_slice(),
+        [LegEventKind::PlaybackFinished {
+            playback: PlaybackId(2)
+        }]
+    ));
+    // Stop ends both; a new play forgets the paused music.
+    h.leg.handle_command(
+        h.now(),
+        LegCommand::Interject {
+            playback: PlaybackId(3),
+            prompts: announce.clone(),
+        },
+    );
+    h.leg.handle_command(h.now(), LegCommand::Stop);
+    assert_eq!(h.tick(), None);
+    play(&mut h, 4, vec![marked_prompt("moh", 10, 30)], false, true);
+    h.leg.handle_command(
+        h.now(),
+        LegCommand::Interject {
+            playback: PlaybackId(5),
+            prompts: announce,
+        },
+    );
+    play(&mut h, 6, vec![marked_prompt("b", 1, 60)], false, false);
+    assert_eq!(h.tick().unwrap().0.payload[0], 60);
+    assert_eq!(h.tick(), None);
+}
+
+#[test]
 fn a_single_looping_prompt_keeps_playing() {
     let mut h = Harness::new(Codec::Pcmu, Some(101));
     play(&mut h, 8, vec![marked_prompt("moh", 2, 30)], false, true);
