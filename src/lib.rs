@@ -169,6 +169,7 @@ fn start_sip(
         store: state.store.clone(),
         acd: state.acd.clone(),
         events: state.events.clone(),
+        active: state.calls.clone(),
         http_base,
     });
     let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(SIP_INBOUND_QUEUE);
@@ -246,6 +247,7 @@ pub async fn run(
         store: store.clone(),
         acd,
         events,
+        calls: call::ActiveCalls::default(),
         metrics: Arc::new(Metrics::default()),
         admin: Arc::new(admin),
         flows: Arc::new(flows),

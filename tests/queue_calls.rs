@@ -411,3 +411,86 @@ fn bridged_audio_flows_both_ways() {
     );
     caller.bye();
 }
+
+/// The calls in progress, polled until `ready` holds (bounded).
+fn calls_when(
+    switch: &Switch,
+    what: &str,
+    ready: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = common::api(switch, "GET", "/api/v1/calls", None);
+        assert_eq!(status, 200, "{body}");
+        let calls = body["calls"].as_array().cloned().unwrap_or_default();
+        assert_eq!(body["count"], calls.len());
+        if ready(&calls) {
+            return calls;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "calls never {what}: {body}\n{}",
+            switch.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// DESIGN §8: `GET /api/v1/calls` lists the calls in progress with where
+/// they stand (flow, queue, agent), `GET /api/v1/calls/{id}` shows one by
+/// record id or Call-ID, and `POST /api/v1/calls/{id}/hangup` ends it:
+/// the caller and the agent both get BYE and the call leaves the list.
+#[test]
+fn calls_in_progress_are_listed_and_hung_up() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("calls-api", &["--digest-algorithms", "MD5"], prepare);
+    let (status, body) = common::api(&switch, "GET", "/api/v1/calls/nope", None);
+    assert_eq!((status, &body["error"]["code"]), (404, &"not_found".into()));
+    let agent = common::agent_phone(&switch, "alice", "s3cret");
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "calls-api-1");
+    let calls = calls_when(&switch, "bridged", |c| {
+        c.len() == 1 && c[0]["state"] == "bridged" && c[0]["id"].is_string()
+    });
+    let call = &calls[0];
+    assert_eq!(call["call_id"], "calls-api-1");
+    assert_eq!(call["queue"], "support");
+    assert_eq!(call["agent"], "alice");
+    assert_eq!(call["flow"], "queue");
+    assert!(
+        call["from"].as_str().unwrap().contains("+14155550123"),
+        "{call}"
+    );
+    // The record id and the Call-ID both name the call.
+    let id = call["id"].as_str().unwrap().to_owned();
+    for name in [id.as_str(), "calls-api-1"] {
+        let (status, one) = common::api(&switch, "GET", &format!("/api/v1/calls/{name}"), None);
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(one["id"], id.as_str());
+    }
+
+    let (status, body) = common::api(&switch, "POST", &format!("/api/v1/calls/{id}/hangup"), None);
+    assert_eq!(status, 202, "{body}");
+    caller.expect_bye();
+    let out = agent.wait_with_output().expect("sipp agent");
+    assert_sipp_ok(&out, &switch, "agent phone hung up by the switch");
+    calls_when(&switch, "empty", |c| c.is_empty());
+    let (status, _) = common::api(&switch, "POST", &format!("/api/v1/calls/{id}/hangup"), None);
+    assert_eq!(status, 404);
+    switch.wait_log("hung up by the API");
+}
+
+/// A call in its flow shows as `ivr` with its flow; the caller's BYE
+/// takes it off the list.
+#[test]
+fn a_call_in_its_flow_is_listed_until_the_caller_hangs_up() {
+    let switch = Switch::start("calls-ivr");
+    let caller = RawCaller::dial(&switch, "100", "+14155550123", "calls-ivr-1");
+    let calls = calls_when(&switch, "in the flow", |c| c.len() == 1);
+    assert_eq!(calls[0]["state"], "ivr", "{:?}", calls[0]);
+    assert_eq!(calls[0]["call_id"], "calls-ivr-1");
+    assert_eq!(calls[0]["queue"], serde_json::Value::Null);
+    caller.bye();
+    calls_when(&switch, "empty", |c| c.is_empty());
+}

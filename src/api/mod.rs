@@ -2,6 +2,7 @@
 //! token; `/api/v1` behind the admin bearer token. Errors are [`ApiError`].
 
 mod agents;
+mod calls;
 mod cdrs;
 mod contacts;
 pub mod error;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub acd: crate::acd::driver::AcdHandle,
     /// The live event stream (`GET /api/v1/events`).
     pub events: crate::events::EventBus,
+    /// The calls in progress (`GET /api/v1/calls`).
+    pub calls: crate::call::ActiveCalls,
 }
 
 /// Checks the `/api/v1` bearer token. Only the token's SHA-256 is kept, and
@@ -143,6 +146,9 @@ pub fn router(state: AppState) -> Router {
         .route("/contacts/{id}/threads", get(contacts::threads))
         .route("/contacts/{id}/merge", post(contacts::merge))
         .route("/threads/{id}", get(contacts::thread))
+        .route("/calls", get(calls::list))
+        .route("/calls/{id}", get(calls::show))
+        .route("/calls/{id}/hangup", post(calls::hang_up))
         .route("/cdrs", get(cdrs::list))
         .route("/recordings/{id}", get(cdrs::recording))
         .route(events::PATH, get(events::stream))
@@ -281,6 +287,7 @@ mod tests {
             store,
             acd,
             events,
+            calls: Default::default(),
             metrics: Arc::new(Metrics::default()),
             admin: Arc::new(AdminAuth::from_token("t0ken")),
             flows: Arc::new(flows),

@@ -50,6 +50,8 @@ pub struct CallLog {
     sent: Arc<AtomicU64>,
     /// What the log task has written.
     state: watch::Receiver<LogState>,
+    /// The call's entry among the calls in progress.
+    active: Option<super::active::ActiveTracker>,
 }
 
 impl CallLog {
@@ -139,9 +141,29 @@ impl CallLog {
                 queue: Default::default(),
                 sent: Default::default(),
                 state,
+                active: None,
             },
             link_rx,
         )
+    }
+
+    /// What the log task has written, as it changes.
+    pub fn state(&self) -> watch::Receiver<LogState> {
+        self.state.clone()
+    }
+
+    /// Steps recorded from now on also move the call along in the calls in
+    /// progress.
+    pub fn track(&mut self, active: super::active::ActiveTracker) {
+        self.active = Some(active);
+    }
+
+    /// The caller is back in the flow (left the queue, or the agent hung
+    /// up).
+    pub fn back_in_flow(&self) {
+        if let Some(active) = &self.active {
+            active.back_in_flow();
+        }
     }
 
     /// The agent of the caller's open thread, once the INVITE's lookup is
@@ -164,6 +186,9 @@ impl CallLog {
     pub fn record(&self, event: CallEvent) {
         use crate::thread::Disposition;
         use std::sync::atomic::Ordering;
+        if let Some(active) = &self.active {
+            active.follow(&event);
+        }
         let event = match event {
             CallEvent::Voicemail { .. } => {
                 self.voicemail.store(true, Ordering::Relaxed);

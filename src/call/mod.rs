@@ -2,12 +2,15 @@
 //! dialog, the media offer/answer and (as they arrive) the flow, queue and
 //! thread. It runs in the span `call{call_id}`.
 
+mod active;
 mod agent;
 mod log;
 mod queue;
 mod refer;
 mod screen;
 mod session;
+
+pub use active::{ActiveCall, ActiveCalls, Stage};
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -55,6 +58,8 @@ pub struct CallServices {
     pub acd: crate::acd::driver::AcdHandle,
     /// The live event stream (`call.*` events).
     pub events: crate::events::EventBus,
+    /// The calls in progress (`GET /api/v1/calls`).
+    pub active: ActiveCalls,
     /// The switch's HTTP address as agents reach it (`http://IP:PORT`), for
     /// screen-pop links.
     pub http_base: String,
@@ -89,13 +94,28 @@ pub fn spawn_call(
         async move {
             let call_id = setup.call_id.clone();
             let trusted = setup.trusted;
-            let (log, link) = log::CallLog::begin(
+            let (mut log, link) = log::CallLog::begin(
                 services.store.clone(),
                 services.events.clone(),
                 &setup.invite,
                 &setup.flow.name,
                 trusted,
             );
+            let active = services.active.register(active::NewActive {
+                call_id: &call_id,
+                from: setup
+                    .invite
+                    .headers
+                    .from()
+                    .map(|f| f.uri.to_string())
+                    .unwrap_or_default(),
+                to: setup.invite.uri.to_string(),
+                flow: &setup.flow.name,
+                started_at: crate::store::now_ms(),
+                ringing: !setup.flow.ring.is_zero(),
+                log: log.state(),
+            });
+            log.track(active.tracker());
             let mut call = Call {
                 services,
                 setup,
@@ -106,6 +126,7 @@ pub fn spawn_call(
                 link: Some(link),
                 transferred: false,
                 preferred_agent: None,
+                active,
             };
             let outcome = call.run().await;
             tracing::info!(outcome, "call ended");
@@ -145,6 +166,9 @@ struct Call {
     transferred: bool,
     /// The assignee or last agent of the caller's open thread.
     preferred_agent: Option<String>,
+    /// The call's entry among the calls in progress (the API's view and
+    /// hang-up).
+    active: active::ActiveEntry,
 }
 
 impl Call {
@@ -154,7 +178,10 @@ impl Call {
         match outcome {
             _ if self.transferred => Disposition::Transferred,
             "rejected" | "no usable media" | "no ACK" => Disposition::Failed,
-            "cancelled" | "caller hung up" | "shutdown before answer" => Disposition::AbandonedIvr,
+            "cancelled"
+            | "caller hung up"
+            | "shutdown before answer"
+            | "hung up by the API before answer" => Disposition::AbandonedIvr,
             _ => Disposition::Answered,
         }
     }
@@ -338,6 +365,11 @@ impl Call {
                         }
                         Some(CallEvent::Request { tx, request }) => self.in_dialog_early(&mut dialog, tx, request),
                         Some(_) => {}
+                    },
+                    () = self.active.hangup_requested() => {
+                        let resp = dialog.response(&self.setup.invite, 480, "Temporarily Unavailable");
+                        self.respond(invite_tx, resp);
+                        return "hung up by the API before answer";
                     }
                 }
             }
@@ -345,6 +377,7 @@ impl Call {
         let ok = Self::with_sdp(dialog.response(&self.setup.invite, 200, "OK"), &sdp);
         dialog.handle_sent_response(&ok);
         self.respond(invite_tx, ok);
+        self.active.answered();
         tracing::debug!("answered");
         self.confirmed(&mut dialog).await
     }
@@ -535,6 +568,16 @@ impl Call {
                         }
                         CallEvent::Cancelled | CallEvent::Response(_) | CallEvent::RequestFailed(_) => {}
                     }
+                }
+                () = self.active.hangup_requested() => {
+                    tracing::info!("hang-up asked through the API");
+                    if let Some(s) = session.as_mut() {
+                        s.handle_hangup(std::time::Instant::now());
+                    }
+                    if let Some(control) = &agent {
+                        let _ = control.send(agent::AgentControl::End);
+                    }
+                    return self.hang_up(dialog, "hung up by the API").await;
                 }
                 Some(event) = recv_opt(agent_rx.as_mut()) => {
                     let now = std::time::Instant::now();

@@ -334,8 +334,15 @@ impl Session {
         // Music, announcement or ringback: whatever plays is cut at once.
         self.hold = None;
         match outcome {
-            QueueOutcome::Answered { .. } | QueueOutcome::GaveUp { .. } => self.leg.stop(),
-            QueueOutcome::AgentHungUp => self.leg.unbridge(),
+            QueueOutcome::Answered { .. } => self.leg.stop(),
+            QueueOutcome::GaveUp { .. } => {
+                self.leg.stop();
+                self.log.back_in_flow();
+            }
+            QueueOutcome::AgentHungUp => {
+                self.leg.unbridge();
+                self.log.back_in_flow();
+            }
             QueueOutcome::CallerLeft => {}
         }
         self.run.handle_queue_result(outcome, now);
