@@ -66,3 +66,28 @@ fn transfer_to_a_registered_agent_bridges_and_hangs_up_both() {
         wav.display()
     );
 }
+
+/// DESIGN §5 `transfer` to an agent with two registered devices: both
+/// ring at once (parallel forking by the switch's own UAC
+/// legs); the one that answers is bridged and the other is cancelled.
+#[test]
+fn transfer_rings_every_device_of_the_agent() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("transfer-fork", &["--digest-algorithms", "MD5"], prepare);
+    let answers = common::scenario("agent_ring_then_answer.xml");
+    let cancelled = common::scenario("agent_ring_cancelled.xml");
+    let desk =
+        common::agent_phone_with(&switch, "alice", "s3cret", &["-sf", &answers, "-d", "1000"]);
+    let mobile = common::agent_phone_with(&switch, "alice", "s3cret", &["-sf", &cancelled]);
+    std::thread::sleep(Duration::from_millis(500));
+    let caller = RawCaller::dial(&switch, "400", "+14155550123", "xfer-fork-1");
+    switch.wait_log("bridged to the transfer target");
+    // The device that did not answer saw CANCEL (its scenario requires it).
+    let out = mobile.wait_with_output().expect("sipp mobile");
+    assert_sipp_ok(&out, &switch, "cancelled device");
+    caller.bye();
+    let out = desk.wait_with_output().expect("sipp desk");
+    assert_sipp_ok(&out, &switch, "answering device");
+}

@@ -109,15 +109,18 @@ pub fn dial(
 /// (CANCEL while they ring; a 2xx that races in is ACKed, then BYEd by its
 /// own leg, RFC 3261 §13.2.2.4). `Ringing` is told once, `Answered` and
 /// the winner's later news as they come, and `Failed` only when every
-/// device failed.
+/// device failed. A single device is simply [`dial`]led.
 pub fn dial_forked(
     services: Arc<CallServices>,
     commands: mpsc::UnboundedSender<EndpointCommand>,
-    dials: Vec<AgentDial>,
+    mut dials: Vec<AgentDial>,
 ) -> (
     mpsc::UnboundedSender<AgentControl>,
     mpsc::UnboundedReceiver<AgentEvent>,
 ) {
+    if dials.len() == 1 {
+        return dial(services, commands, dials.remove(0));
+    }
     let (control_tx, mut control) = mpsc::unbounded_channel::<AgentControl>();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (fork_tx, mut forks_rx) = mpsc::unbounded_channel();

@@ -392,13 +392,14 @@ impl Call {
         self.respond(tx, resp);
     }
 
-    /// Where a transfer goes (DESIGN §5 `transfer`): an agent's newest
-    /// registration (by login or extension), or a `sip:` URI whose host is
-    /// an IP address. `None` when the target cannot be reached now.
+    /// Where a transfer goes (DESIGN §5 `transfer`): every registered
+    /// device of an agent (by login or extension; they ring at once), or a
+    /// `sip:` URI whose host is an IP address. `None` when the target
+    /// cannot be reached now.
     async fn transfer_target(
         &self,
         target: &crate::ivr::model::TransferTarget,
-    ) -> Option<(String, Uri, Peer)> {
+    ) -> Option<(String, Vec<(Uri, Peer)>)> {
         use crate::ivr::model::TransferTarget;
         let login = match target {
             TransferTarget::Agent(login) => login.clone(),
@@ -431,7 +432,7 @@ impl Call {
                     addr: SocketAddr::new(ip, uri.port.unwrap_or(5060)),
                 };
                 let login = uri.user.clone().unwrap_or_default();
-                return Some((login, uri, dest));
+                return Some((login, vec![(uri, dest)]));
             }
         };
         let (reply, contacts) = tokio::sync::oneshot::channel();
@@ -439,9 +440,14 @@ impl Call {
             login: login.clone(),
             reply,
         });
-        let bindings = contacts.await.ok()?;
-        let newest = bindings.into_iter().max_by_key(|b| b.expires_at)?;
-        Some((login, newest.contact.uri, newest.source))
+        let mut bindings = contacts.await.ok()?;
+        // Every registered device rings (newest first); none: unreachable.
+        bindings.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
+        let devices: Vec<(Uri, Peer)> = bindings
+            .into_iter()
+            .map(|b| (b.contact.uri, b.source))
+            .collect();
+        (!devices.is_empty()).then_some((login, devices))
     }
 
     /// Opens the caller's media leg in the engine and starts the flow.
@@ -691,22 +697,23 @@ impl Call {
             {
                 let near = s.leg().id();
                 match self.transfer_target(&target).await {
-                    Some((login, contact, dest)) => {
+                    Some((login, devices)) => {
                         let caller = self.caller_number();
                         let screen_pop = self.screen_pop().await.0;
-                        let (control, events) = agent::dial(
-                            self.services.clone(),
-                            self.commands.clone(),
-                            agent::AgentDial {
-                                login,
+                        let dials = devices
+                            .into_iter()
+                            .map(|(contact, dest)| agent::AgentDial {
+                                login: login.clone(),
                                 contact,
                                 dest,
-                                caller,
+                                caller: caller.clone(),
                                 ring_timeout: timeout,
                                 near,
-                                screen_pop,
-                            },
-                        );
+                                screen_pop: screen_pop.clone(),
+                            })
+                            .collect();
+                        let (control, events) =
+                            agent::dial_forked(self.services.clone(), self.commands.clone(), dials);
                         agent = Some(control);
                         agent_rx = Some(events);
                     }

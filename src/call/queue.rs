@@ -159,7 +159,7 @@ impl Call {
         self.announce_offer(facts, &login, &q.queue);
         // Newest first, so a single device is dialled exactly as before.
         bindings.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
-        let mut dials: Vec<agent::AgentDial> = bindings
+        let dials: Vec<agent::AgentDial> = bindings
             .into_iter()
             .map(|binding| agent::AgentDial {
                 login: login.clone(),
@@ -172,14 +172,8 @@ impl Call {
             })
             .collect();
         tracing::info!(%login, devices = dials.len(), "ringing the agent");
-        let (control, mut events) = match dials.len() {
-            1 => agent::dial(
-                self.services.clone(),
-                self.commands.clone(),
-                dials.remove(0),
-            ),
-            _ => agent::dial_forked(self.services.clone(), self.commands.clone(), dials),
-        };
+        let (control, mut events) =
+            agent::dial_forked(self.services.clone(), self.commands.clone(), dials);
         let tx = q.offers.clone();
         let tag = login.clone();
         tokio::spawn(async move {
@@ -365,7 +359,7 @@ impl Call {
             ReferTarget::Extension(ext) => TransferTarget::Extension(ext),
             ReferTarget::Uri(uri) => TransferTarget::Uri(uri.to_string()),
         };
-        let Some((login, contact, dest)) = self.transfer_target(&transfer).await else {
+        let Some((login, devices)) = self.transfer_target(&transfer).await else {
             tracing::info!("REFER target not reachable");
             q.refer_done(480);
             return None;
@@ -375,18 +369,22 @@ impl Call {
         s.play_hold_music(&q.queue);
         q.referring = true;
         let screen_pop = self.screen_pop().await.0;
-        Some(agent::dial(
-            self.services.clone(),
-            self.commands.clone(),
-            agent::AgentDial {
-                login,
+        let dials = devices
+            .into_iter()
+            .map(|(contact, dest)| agent::AgentDial {
+                login: login.clone(),
                 contact,
                 dest,
                 caller: self.caller_number(),
                 ring_timeout: s.ring_timeout(&q.queue),
                 near: s.leg().id(),
-                screen_pop,
-            },
+                screen_pop: screen_pop.clone(),
+            })
+            .collect();
+        Some(agent::dial_forked(
+            self.services.clone(),
+            self.commands.clone(),
+            dials,
         ))
     }
 

@@ -809,6 +809,11 @@ impl RawCaller {
         let (to, remote_rtp) = loop {
             let (n, _) = sock.recv_from(&mut buf).expect("answer to the INVITE");
             let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            // Stray datagrams (RTP/RTCP of an earlier test's call to a port
+            // the kernel handed out again) are not the switch's answer.
+            if !msg.starts_with("SIP/2.0 ") {
+                continue;
+            }
             if msg.starts_with("SIP/2.0 200") {
                 let to = msg
                     .lines()
