@@ -91,3 +91,45 @@ fn transfer_rings_every_device_of_the_agent() {
     let out = desk.wait_with_output().expect("sipp desk");
     assert_sipp_ok(&out, &switch, "answering device");
 }
+
+/// An agent reached by a flow's `transfer` is on a call for the routing
+/// engine too: a caller waiting in a queue the agent serves is offered to
+/// it only once the transferred call ended.
+#[test]
+fn an_agent_on_a_transferred_call_gets_no_queue_offer() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("transfer-busy", &["--digest-algorithms", "MD5"], |dir| {
+        common::add_agent(dir, "alice", "s3cret", &["--skills", "support=3"]);
+        dir.write(
+            "flows/transfer.yaml",
+            "name: transfer\nnumbers: [\"400\"]\nstart: xfer\nnodes:\n  xfer: { transfer: alice, timeout: 10s, next: bye }\n  bye: { hangup: {} }\n",
+        );
+        dir.write(
+            "flows/queues.yaml",
+            "queues:\n  support:\n    skills: { support: 1 }\n    ring_timeout: 5s\n    wrap_up: 0s\n",
+        );
+        dir.write(
+            "flows/queue.yaml",
+            "name: queue\nnumbers: [\"500\"]\nstart: q\nnodes:\n  q: { queue: support, next: bye }\n  bye: { hangup: {} }\n",
+        );
+    });
+    let agent = common::agent_phone_with(&switch, "alice", "s3cret", &["-sn", "uas", "-m", "2"]);
+    let first = RawCaller::dial(&switch, "400", "+14155550123", "busy-1");
+    switch.wait_log("bridged to the transfer target");
+    let second = RawCaller::dial(&switch, "500", "+14155550124", "busy-2");
+    switch.wait_log("caller enqueued");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !switch.log().contains("offering caller"),
+        "offered while on the transferred call:\n{}",
+        switch.log()
+    );
+    first.bye();
+    switch.wait_log("offering caller");
+    switch.wait_log("bridged the caller to the queue agent");
+    second.bye();
+    let out = agent.wait_with_output().expect("sipp agent");
+    assert_sipp_ok(&out, &switch, "agent phone answering both calls");
+}

@@ -59,20 +59,45 @@ pub enum AcdCommand {
         reply: mpsc::UnboundedSender<QueueEvent>,
     },
     /// The caller hung up while waiting.
-    Remove { caller: CallerId },
+    Remove {
+        caller: CallerId,
+    },
     /// `login` answered the offer for `caller`.
-    Answered { caller: CallerId, login: String },
+    Answered {
+        caller: CallerId,
+        login: String,
+    },
     /// `login` refused the offer (or could not be reached).
-    Rejected { caller: CallerId, login: String },
+    Rejected {
+        caller: CallerId,
+        login: String,
+    },
     /// `login` did not answer in time.
-    Timeout { caller: CallerId, login: String },
+    Timeout {
+        caller: CallerId,
+        login: String,
+    },
     /// The agent's queue call ended (either side hung up).
-    CallEnded { login: String },
+    CallEnded {
+        login: String,
+    },
+    /// `login` answered a call the engine did not route (a transfer):
+    /// busy until [`AcdCommand::DirectCallEnded`].
+    DirectCallStarted {
+        login: String,
+    },
+    DirectCallEnded {
+        login: String,
+    },
     /// An agent was added or changed (API): the engine takes its skills at
     /// once; an agent new to the engine starts paused if it is stored so.
-    AgentUpsert { agent: crate::store::Agent },
+    AgentUpsert {
+        agent: crate::store::Agent,
+    },
     /// An agent was deleted (API): the engine forgets it.
-    AgentRemoved { login: String },
+    AgentRemoved {
+        login: String,
+    },
     /// Pauses an agent (a call in progress finishes first). The pause is
     /// written to the store before `done` answers.
     Pause {
@@ -81,7 +106,10 @@ pub enum AcdCommand {
         done: Option<Done>,
     },
     /// Ends an agent's pause; stored before `done` answers.
-    Unpause { login: String, done: Option<Done> },
+    Unpause {
+        login: String,
+        done: Option<Done>,
+    },
     /// The live state of each of `logins` the engine knows.
     AgentStates {
         logins: Vec<String>,
@@ -477,6 +505,8 @@ impl Driver {
             }
             AcdCommand::Timeout { caller, login } => self.router.offer_timeout(now, caller, &login),
             AcdCommand::CallEnded { login } => self.router.call_ended(now, &login),
+            AcdCommand::DirectCallStarted { login } => self.router.direct_call_started(now, &login),
+            AcdCommand::DirectCallEnded { login } => self.router.direct_call_ended(now, &login),
             AcdCommand::AgentUpsert { agent } => {
                 tracing::debug!(login = %agent.login, "agent changed");
                 self.upsert_agent(now, &agent);

@@ -521,6 +521,10 @@ impl Call {
         let mut agent: Option<mpsc::UnboundedSender<agent::AgentControl>> = None;
         let mut agent_rx: Option<mpsc::UnboundedReceiver<agent::AgentEvent>> = None;
         let mut agent_leg: Option<crate::media::engine::LegHandle> = None;
+        // The agent a transfer rings, and once it answered, its call as the
+        // routing engine knows it (ended when dropped).
+        let mut direct_target: Option<String> = None;
+        let mut _direct: Option<DirectCall> = None;
         loop {
             let deadline = session
                 .as_ref()
@@ -594,6 +598,9 @@ impl Call {
                             match bridged {
                                 Some(Ok(())) => {
                                     tracing::info!("bridged to the transfer target");
+                                    _direct = direct_target
+                                        .take()
+                                        .map(|login| DirectCall::start(&self.services.acd, login));
                                     if let Some(q) = queued.as_mut() {
                                         self.refer_answered(q);
                                     }
@@ -687,17 +694,20 @@ impl Call {
             }
             if let (Some(q), Some(s)) = (queued.as_mut(), session.as_mut())
                 && q.has_refer()
-                && let Some((control, events)) = self.handle_refer(q, s).await
+                && let Some((control, events, target)) = self.handle_refer(q, s).await
             {
                 agent = Some(control);
                 agent_rx = Some(events);
+                direct_target = target;
             }
             if let Some(s) = session.as_mut()
                 && let Some((target, timeout)) = s.take_transfer()
             {
                 let near = s.leg().id();
+                let direct = direct_agent(&target);
                 match self.transfer_target(&target).await {
                     Some((login, devices)) => {
+                        direct_target = direct.then(|| login.clone());
                         let caller = self.caller_number();
                         let screen_pop = self.screen_pop().await.0;
                         let dials = devices
@@ -876,6 +886,44 @@ fn dialog_to(
 }
 
 /// Receives from an optional channel; pending forever when there is none.
+/// An agent's call that the routing engine did not route (a transfer to
+/// the agent): the agent is busy for queues until this is dropped.
+struct DirectCall {
+    acd: crate::acd::driver::AcdHandle,
+    login: String,
+}
+
+impl DirectCall {
+    fn start(acd: &crate::acd::driver::AcdHandle, login: String) -> DirectCall {
+        acd.send(crate::acd::driver::AcdCommand::DirectCallStarted {
+            login: login.clone(),
+        });
+        DirectCall {
+            acd: acd.clone(),
+            login,
+        }
+    }
+}
+
+impl Drop for DirectCall {
+    fn drop(&mut self) {
+        self.acd
+            .send(crate::acd::driver::AcdCommand::DirectCallEnded {
+                login: std::mem::take(&mut self.login),
+            });
+    }
+}
+
+/// Whether a transfer target is one of our agents (by login or extension),
+/// whose call the routing engine must know about.
+fn direct_agent(target: &crate::ivr::model::TransferTarget) -> bool {
+    use crate::ivr::model::TransferTarget;
+    matches!(
+        target,
+        TransferTarget::Agent(_) | TransferTarget::Extension(_)
+    )
+}
+
 async fn recv_opt<T>(rx: Option<&mut mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,

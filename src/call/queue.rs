@@ -314,6 +314,7 @@ impl Call {
     ) -> Option<(
         mpsc::UnboundedSender<AgentControl>,
         mpsc::UnboundedReceiver<AgentEvent>,
+        Option<String>,
     )> {
         use super::refer::{Directory, ReferTarget, classify};
         use crate::ivr::model::TransferTarget;
@@ -359,6 +360,7 @@ impl Call {
             ReferTarget::Extension(ext) => TransferTarget::Extension(ext),
             ReferTarget::Uri(uri) => TransferTarget::Uri(uri.to_string()),
         };
+        let direct = super::direct_agent(&transfer);
         let Some((login, devices)) = self.transfer_target(&transfer).await else {
             tracing::info!("REFER target not reachable");
             q.refer_done(480);
@@ -381,11 +383,9 @@ impl Call {
                 screen_pop: screen_pop.clone(),
             })
             .collect();
-        Some(agent::dial_forked(
-            self.services.clone(),
-            self.commands.clone(),
-            dials,
-        ))
+        let (control, events) =
+            agent::dial_forked(self.services.clone(), self.commands.clone(), dials);
+        Some((control, events, direct.then_some(login)))
     }
 
     /// The REFER's target answered and the caller is bridged to it: the

@@ -81,8 +81,16 @@ impl Kind {
 pub(super) enum Activity {
     Idle,
     Offered(CallerId),
-    OnCall { queue: usize, answered_at: Instant },
-    WrapUp { until: Instant },
+    OnCall {
+        queue: usize,
+        answered_at: Instant,
+    },
+    /// On a call the engine did not route (a flow's `transfer`, an agent's
+    /// REFER): busy, no wrap-up after it.
+    Direct,
+    WrapUp {
+        until: Instant,
+    },
 }
 
 /// One agent.
@@ -136,7 +144,7 @@ impl Agent {
     pub(super) fn kind(&self) -> Kind {
         match self.activity {
             Activity::Offered(_) => Kind::Offered,
-            Activity::OnCall { .. } => Kind::OnCall,
+            Activity::OnCall { .. } | Activity::Direct => Kind::OnCall,
             Activity::WrapUp { .. } => Kind::WrapUp,
             Activity::Idle if self.removed || !self.reachable => Kind::Offline,
             Activity::Idle if self.pause.is_some() => Kind::Paused,

@@ -206,6 +206,8 @@ pub enum RoutingError {
     NotOffered { caller: CallerId, login: String },
     #[error("agent `{0}` is not on a call")]
     NotOnCall(String),
+    #[error("agent `{0}` is busy with a queue call")]
+    Busy(String),
 }
 
 /// Order of callers: higher priority first, then earlier entry, then
@@ -635,6 +637,30 @@ impl Router {
         login: &str,
     ) -> Result<(), RoutingError> {
         self.offer_rejected(now, caller, login)
+    }
+
+    /// `login` answered a call the engine did not route (a transfer to
+    /// the agent): on a call until [`Router::direct_call_ended`], so no
+    /// queue offers it a caller meanwhile. An agent busy with a queue call
+    /// (offered, on call, wrap-up) stays as it is: [`RoutingError::Busy`].
+    pub fn direct_call_started(&mut self, now: Instant, login: &str) -> Result<(), RoutingError> {
+        let a = self.agent(login)?;
+        if self.agents[a].activity != Activity::Idle {
+            return Err(RoutingError::Busy(login.to_owned()));
+        }
+        self.update_agent(now, a, |ag| ag.activity = Activity::Direct);
+        Ok(())
+    }
+
+    /// The agent's direct call ended: available again at once (no
+    /// wrap-up: no queue's work to finish).
+    pub fn direct_call_ended(&mut self, now: Instant, login: &str) -> Result<(), RoutingError> {
+        let a = self.agent(login)?;
+        if self.agents[a].activity != Activity::Direct {
+            return Err(RoutingError::NotOnCall(login.to_owned()));
+        }
+        self.update_agent(now, a, |ag| ag.activity = Activity::Idle);
+        Ok(())
     }
 
     /// The agent's call ended: wrap-up for the queue's `wrap_up`, then

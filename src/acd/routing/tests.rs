@@ -982,3 +982,32 @@ fn bad_inputs_are_errors() {
         queue: "support".into()
     }));
 }
+
+/// An agent reached by a transfer (a call the engine did not route) is on
+/// a call: no queue offers it a caller until that call ends, and it is
+/// available again at once (no wrap-up).
+#[test]
+fn an_agent_on_a_direct_call_is_not_offered() {
+    let mut h = H::new(&queue_yaml("longest-idle", "    wrap_up: 30s\n"));
+    h.agent("alice", &[("support", 3)]);
+    h.events();
+    h.r.direct_call_started(h.now, "alice").expect("idle agent");
+    assert_eq!(h.state("alice"), AgentState::OnCall);
+    h.enqueue(1, "q", 0);
+    assert!(h.offers().is_empty(), "offered while on a direct call");
+    h.go(5);
+    h.r.direct_call_ended(h.now, "alice")
+        .expect("on a direct call");
+    assert_eq!(h.offers(), vec![(1, one("alice"))]);
+    // Busy with a queue caller (offered): a transfer does not change that.
+    assert_eq!(
+        h.r.direct_call_started(h.now, "alice"),
+        Err(RoutingError::Busy("alice".into()))
+    );
+    h.answer(1, "alice");
+    assert_eq!(
+        h.r.direct_call_ended(h.now, "alice"),
+        Err(RoutingError::NotOnCall("alice".into()))
+    );
+    assert_eq!(h.state("alice"), AgentState::OnCall);
+}
