@@ -15,12 +15,15 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::media::dtmf::rfc4733::{Rfc4733Sender, SenderConfig};
-use crate::media::rtp::{RtpPacket, RtpSender};
+use crate::media::rtp::{RTP_HEADER_LEN, RtpPacket, RtpSender};
 use crate::sip::message::{
     HeaderName, Limits, Message, Method, Request, Response, Uri, parse_message,
 };
 
-use super::rtp::{AudioFrames, FRAME_SAMPLES, PortRange, enable_timestamps, recv_timestamped};
+use super::rtp::{
+    AudioFrames, FRAME_SAMPLES, PortRange, enable_timestamps, read_tag, realtime_ns,
+    recv_timestamped, write_tag,
+};
 use super::sip::{CallIds, TELEPHONE_EVENT_PT, answer, answer_rtp, remote_target};
 use super::stats::{Histogram, StreamStats};
 use super::{CallgenError, Config};
@@ -52,6 +55,11 @@ pub(super) struct Shared {
     pub peak: AtomicU64,
     /// Set by the first RTP socket that refused kernel timestamps.
     pub user_timestamps: std::sync::atomic::AtomicBool,
+    /// Bridged run: audio frames carry their send time
+    /// ([`super::rtp::write_tag`]) and received ones give the added delay.
+    pub tagged: bool,
+    /// Every caller worker has finished (the answering side may stop).
+    pub callers_done: std::sync::atomic::AtomicBool,
 }
 
 /// How one call ended.
@@ -78,6 +86,9 @@ pub(super) struct CallResult {
 pub(super) struct WorkerResult {
     pub calls: Vec<CallResult>,
     pub deviations: Histogram,
+    /// Bridged run: each tagged packet's delay from the answering side's
+    /// send to its arrival here, in ns.
+    pub delays: Histogram,
     /// Ticks that ran more than one period late (the generator fell behind).
     pub late_ticks: u64,
     /// Decoded audio received on the captured call.
@@ -419,6 +430,13 @@ impl Worker<'_> {
             let marker = std::mem::take(&mut call.after_dtmf);
             call.sender
                 .next_packet_at(cfg.codec.payload_type(), frame, ts, marker, &mut self.out)
+                .inspect(|&len| {
+                    if self.shared.tagged
+                        && let Some(payload) = self.out.get_mut(RTP_HEADER_LEN..len)
+                    {
+                        write_tag(payload, realtime_ns());
+                    }
+                })
         };
         if let Ok(len) = len {
             let _ = sock.send_to(&self.out[..len], to);
@@ -444,6 +462,13 @@ impl Worker<'_> {
             };
             call.rx
                 .handle_packet(pkt.ssrc(), pkt.sequence(), pkt.timestamp(), at);
+            if self.shared.tagged
+                && let Some(sent) = read_tag(pkt.payload())
+            {
+                self.result
+                    .delays
+                    .record(u64::try_from(at - sent).unwrap_or(0));
+            }
             if call.capture && pkt.payload_type() == pt && self.result.captured.len() < 8000 * 60 {
                 let codec = self.shared.config.codec;
                 self.result
