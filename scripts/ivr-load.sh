@@ -5,7 +5,9 @@
 # hold as a menu prompt (RFC 4733 and in-band DTMF detection running).
 # Reports callgen's summary (loss, jitter, arrival off the 20 ms grid, its
 # own CPU), the switch's CPU share over the whole run and while every call
-# is up, its RSS before and at peak, and the load average.
+# is up, its RSS before and at peak, the media workers' timing log (send
+# time off the grid, wake-up lateness, tick work per 10 s window) and the
+# load average.
 #
 #   scripts/ivr-load.sh [CALLS] [RATE] [HOLD_SECONDS]
 #
@@ -58,7 +60,7 @@ nodes:
 EOF
 
 prio=(nice -n "${NICE:-0}")
-RUST_LOG=warn,switchboard=info "${prio[@]}" "$bin" serve \
+RUST_LOG=warn,switchboard=info,switchboard::media::engine=debug "${prio[@]}" "$bin" serve \
     --sip-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --public-ip 127.0.0.1 \
     --database-url "sqlite://$work/load.db" --admin-token load \
     --flows "$work/flows" --sounds sounds --recordings "$work/recordings" \
@@ -129,6 +131,10 @@ printf 'switch RSS: %s KiB before, %s KiB peak (VmHWM), %s KiB sampled with all 
 printf 'memory per call: (peak - before) / calls = %.1f KiB\n' \
     "$(echo "($hwm - $rss_before) / $calls" | bc -l)"
 printf 'load average (1/5/15 min): %s before, %s after; nice %s\n' "$load_before" "$load_after" "${NICE:-0}"
+if grep -q "media worker timing" "$work/switch.log"; then
+    echo "media worker timing (10 s windows; send = frame off its slot, wake = tick start off its deadline, work = one tick):"
+    grep "media worker timing" "$work/switch.log" | sed 's/^.*media worker timing/ /' | tail -n 8
+fi
 if grep -q ' WARN \| ERROR ' "$work/switch.log"; then
     echo "switch warnings/errors (last 10):"
     grep ' WARN \| ERROR ' "$work/switch.log" | tail -n 10

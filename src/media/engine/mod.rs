@@ -59,6 +59,7 @@
 //! `near: Some(caller.id())` (bridged legs must share a worker), then
 //! `caller.bridge(&agent)`.
 
+mod batch;
 mod clock;
 mod leg;
 mod stats;

@@ -14,9 +14,10 @@
 //! Elsewhere the poll sleeps in whole milliseconds and covers the last
 //! one with short sleeps between zero-timeout polls.
 //!
-//! Each frame is one `sendto` from its leg's own socket (symmetric RTP:
-//! the source port is the leg's), so `sendmmsg`, which batches datagrams
-//! of one socket, has nothing to batch on the tick.
+//! A readable socket is read with one `recvmmsg` for all it holds
+//! ([`RecvBatch`]). Each frame is one `sendto` from its leg's own socket
+//! (symmetric RTP: the source port is the leg's), so `sendmmsg`, which
+//! batches datagrams of one socket, has nothing to batch on the tick.
 //!
 //! Every [`STATS_INTERVAL`] a worker with legs logs (at `debug`) its
 //! timing over the interval: send time off the grid, wake-up lateness and
@@ -27,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
@@ -36,6 +38,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::batch::RecvBatch;
 use super::clock::{PHASES, PhasePlan, Tick, TickClock};
 use super::leg::{LegConfig, LegCore, RecordOutput, Transmit, TransmitTo};
 use super::stats::{LatenessHistogram, WorkerStats};
@@ -49,9 +52,9 @@ const WAKER: Token = Token(usize::MAX);
 const TIMER: Token = Token(usize::MAX - 1);
 /// How often a busy worker logs its timing (at `debug`).
 pub(crate) const STATS_INTERVAL: Duration = Duration::from_secs(10);
-/// Datagrams read from one socket per readiness event before the others
-/// get a turn (the socket is polled again at once).
-const READ_BUDGET: usize = 64;
+/// Batches read from one socket per readiness event before the others get
+/// a turn (the socket is read again before the worker sleeps).
+const READ_ROUNDS: usize = 4;
 /// Largest datagram read; longer ones are truncated (and fail to parse).
 const MAX_DATAGRAM: usize = 2048;
 /// Commands handled per wake-up before packets and ticks get a turn.
@@ -112,7 +115,7 @@ pub(crate) fn spawn(index: usize, config: &EngineConfig) -> Result<WorkerHandle,
         stats: stats.clone(),
         config: config.leg.clone(),
         recorder: rec_tx,
-        recv_buf: vec![0; MAX_DATAGRAM].into_boxed_slice(),
+        batch: Some(Box::new(RecvBatch::new(MAX_DATAGRAM))),
         send_buf: vec![0; MAX_DATAGRAM].into_boxed_slice(),
         again: Vec::new(),
         stopping: false,
@@ -156,7 +159,8 @@ struct Worker {
     stats: Arc<WorkerStats>,
     config: LegConfig,
     recorder: mpsc::Sender<RecordJob>,
-    recv_buf: Box<[u8]>,
+    /// Receive buffers (taken while a socket is read).
+    batch: Option<Box<RecvBatch>>,
     send_buf: Box<[u8]>,
     /// Sockets whose read budget ran out: read again before sleeping.
     again: Vec<Token>,
@@ -285,46 +289,70 @@ impl Worker {
         Some(Duration::ZERO)
     }
 
+    /// Reads what is queued on one socket, in batches ([`RecvBatch`]); a
+    /// socket with more than [`READ_ROUNDS`] batches waiting gets another
+    /// turn after the others.
     fn read_socket(&mut self, t: Token) {
         let (index, via) = untoken(t);
-        for _ in 0..READ_BUDGET {
-            let Some(Some(slot)) = self.slots.get_mut(index) else {
-                return;
+        let Some(mut batch) = self.batch.take() else {
+            return;
+        };
+        for round in 0.. {
+            if round == READ_ROUNDS {
+                self.again.push(t);
+                break;
+            }
+            let Some(Some(slot)) = self.slots.get(index) else {
+                break;
             };
             let socket = match via {
                 TransmitTo::Rtp => &slot.rtp,
                 TransmitTo::Rtcp => &slot.rtcp,
             };
-            let (len, src) = match socket.recv_from(&mut self.recv_buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            let drained = match batch.recv(socket) {
+                Ok(drained) => drained,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors surface here on Linux; the socket is fine.
                     tracing::trace!(cause = %e, "media socket receive error");
                     continue;
                 }
             };
-            let now = Instant::now();
-            let bytes = self.recv_buf.get(..len).unwrap_or(&[]);
-            match via {
-                TransmitTo::Rtcp => slot.core.handle_rtcp(now, src, bytes),
-                TransmitTo::Rtp => {
-                    WorkerStats::add(&self.stats.packets_received, 1);
-                    let peer = slot.peer;
-                    let relay = slot.core.handle_rtp(now, src, bytes);
-                    if let (Some(relay), Some(p)) = (relay, peer)
-                        && let Some(Some(other)) = self.slots.get_mut(p)
-                        && let Some(tx) = other.core.handle_relay(now, &relay, &mut self.send_buf)
-                    {
-                        WorkerStats::add(&self.stats.packets_forwarded, 1);
-                        send(&self.stats, other, &self.send_buf, tx);
-                    }
+            for i in 0..batch.len() {
+                if let Some((bytes, Some(src))) = batch.get(i) {
+                    self.handle_datagram(index, via, bytes, src);
                 }
             }
             self.drain(index);
+            if drained {
+                break;
+            }
         }
-        self.again.push(t);
+        self.batch = Some(batch);
+    }
+
+    /// One datagram received on a leg's socket: RTCP to the core, RTP to
+    /// the core and, across a bridge, relayed to the other leg at once.
+    fn handle_datagram(&mut self, index: usize, via: TransmitTo, bytes: &[u8], src: SocketAddr) {
+        let Some(Some(slot)) = self.slots.get_mut(index) else {
+            return;
+        };
+        let now = Instant::now();
+        match via {
+            TransmitTo::Rtcp => slot.core.handle_rtcp(now, src, bytes),
+            TransmitTo::Rtp => {
+                WorkerStats::add(&self.stats.packets_received, 1);
+                let peer = slot.peer;
+                let relay = slot.core.handle_rtp(now, src, bytes);
+                if let (Some(relay), Some(p)) = (relay, peer)
+                    && let Some(Some(other)) = self.slots.get_mut(p)
+                    && let Some(tx) = other.core.handle_relay(now, &relay, &mut self.send_buf)
+                {
+                    WorkerStats::add(&self.stats.packets_forwarded, 1);
+                    send(&self.stats, other, &self.send_buf, tx);
+                }
+            }
+        }
     }
 
     /// Hands the leg's events to its call and its audio to the recorder.
