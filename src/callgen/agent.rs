@@ -30,10 +30,9 @@ use super::rtp::{
 };
 use super::sip::{answer, answer_rtp, sdp_offer};
 use super::stats::{Histogram, StreamStats};
-use super::worker::Shared;
+use super::worker::{FRAME, Shared, TICK, frames_missed};
 use super::{CallgenError, Codec};
 
-const TICK: Duration = Duration::from_millis(20);
 /// RFC 3261 §13.3.1.4: the 2xx is retransmitted from T1, doubling up to
 /// T2, until the ACK or 64×T1.
 const T1: Duration = Duration::from_millis(500);
@@ -88,6 +87,8 @@ struct AnsweredCall {
     codec: Codec,
     sender: RtpSender,
     frame: u64,
+    /// When the next frame is due (the first at the tick after the answer).
+    next_frame: Instant,
     media_ts: u32,
     rx: StreamStats,
     done: bool,
@@ -122,6 +123,7 @@ pub(super) fn run(
         out: vec![0u8; 1500],
         result: AgentResult::default(),
         rng: rand::rng(),
+        next_tick: Instant::now(),
     };
     let mut events = Events::with_capacity(1024);
     let mut tick = Instant::now();
@@ -135,16 +137,12 @@ pub(super) fn run(
             }
         }
         if now >= tick {
-            let mut missed = 0;
             tick += TICK;
             while tick <= now {
                 tick += TICK;
-                missed += 1;
             }
-            if missed > 0 {
-                agent.result.late_ticks += 1;
-            }
-            agent.tick(now, missed);
+            agent.next_tick = tick;
+            agent.tick(now);
             continue;
         }
         // Wake at least every tick to notice the callers finishing.
@@ -183,6 +181,8 @@ struct Agent<'a> {
     out: Vec<u8>,
     result: AgentResult,
     rng: rand::rngs::ThreadRng,
+    /// When the next tick is due: a new call's first frame slot.
+    next_tick: Instant,
 }
 
 impl Agent<'_> {
@@ -322,6 +322,7 @@ impl Agent<'_> {
             codec,
             sender,
             frame: 0,
+            next_frame: self.next_tick,
             media_ts,
             rx: StreamStats::default(),
             done: false,
@@ -330,7 +331,7 @@ impl Agent<'_> {
         self.result.answered += 1;
     }
 
-    fn tick(&mut self, now: Instant, missed: u64) {
+    fn tick(&mut self, now: Instant) {
         for i in 0..self.calls.len() {
             let Some(call) = self.calls.get_mut(i) else {
                 continue;
@@ -338,6 +339,7 @@ impl Agent<'_> {
             if call.done {
                 continue;
             }
+            let mut retransmit = None;
             if !call.acked && now >= call.next_retx {
                 if now >= call.answered_at + TIMER_H {
                     self.result.not_acked += 1;
@@ -346,10 +348,23 @@ impl Agent<'_> {
                 }
                 call.interval = (call.interval * 2).min(T2);
                 call.next_retx = now + call.interval;
-                let (ok, peer) = (call.ok.clone(), call.peer);
+                retransmit = Some((call.ok.clone(), call.peer));
+            }
+            let mut frame = None;
+            if now >= call.next_frame {
+                let missed = frames_missed(call.next_frame, now);
+                call.next_frame += FRAME * (1 + missed) as u32;
+                frame = Some(missed);
+            }
+            if let Some((ok, peer)) = retransmit {
                 self.respond(&ok, peer);
             }
-            self.send_frame(i, missed);
+            if let Some(missed) = frame {
+                if missed > 0 {
+                    self.result.late_ticks += 1;
+                }
+                self.send_frame(i, missed);
+            }
         }
     }
 

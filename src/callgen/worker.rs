@@ -1,9 +1,12 @@
 //! One generator worker: a thread owning a share of the calls, one SIP
 //! socket for them (calls told apart by Call-ID) and one RTP socket per
-//! call, all polled with mio. A single 20 ms timer drives every call of
-//! the worker, as the switch's media engine does: each tick starts the
-//! calls that are due, sends one frame per answered call, and runs the SIP
-//! retransmission and hold timers.
+//! call, all polled with mio. One 2 ms timer drives every call of the
+//! worker: each tick starts the calls that are due, sends a frame for each
+//! answered call whose 20 ms slot has come, and runs the SIP
+//! retransmission and hold timers. A call's slots start at the tick after
+//! its answer, so the calls' frames spread over the 20 ms like those of
+//! independent phones, rather than all leaving in one burst (which would
+//! load the switch in bursts no real traffic has).
 
 use std::collections::HashMap;
 use std::io;
@@ -28,8 +31,10 @@ use super::sip::{CallIds, TELEPHONE_EVENT_PT, answer, answer_rtp, remote_target}
 use super::stats::{Histogram, StreamStats};
 use super::{CallgenError, Config};
 
-/// The media tick (RFC 3551 §4.5.14 G.711 frames of 20 ms).
-const TICK: Duration = Duration::from_millis(20);
+/// The frame interval (RFC 3551 §4.5.14 G.711 frames of 20 ms).
+pub(super) const FRAME: Duration = Duration::from_millis(20);
+/// The worker's tick: a tenth of a frame, so calls take ten slots.
+pub(super) const TICK: Duration = Duration::from_millis(2);
 /// RFC 3261 §17.1.1.2 timer T1 (first retransmission), T2 (cap), and
 /// 64×T1 (Timer B / F: give up).
 const T1: Duration = Duration::from_millis(500);
@@ -89,7 +94,8 @@ pub(super) struct WorkerResult {
     /// Bridged run: each tagged packet's delay from the answering side's
     /// send to its arrival here, in ns.
     pub delays: Histogram,
-    /// Ticks that ran more than one period late (the generator fell behind).
+    /// Frames sent more than one frame interval late (the generator fell
+    /// behind).
     pub late_ticks: u64,
     /// Decoded audio received on the captured call.
     pub captured: Vec<i16>,
@@ -131,6 +137,8 @@ struct Call {
     sender: RtpSender,
     /// Frames of the call's own timeline since its media started.
     frame: u64,
+    /// When the call's next frame is due (on the worker's tick grid).
+    next_frame: Option<Instant>,
     media_ts: u32,
     after_dtmf: bool,
     dtmf: Rfc4733Sender,
@@ -180,6 +188,7 @@ pub(super) fn run(
                 remote_rtp: None,
                 sender: RtpSender::random(&mut rng),
                 frame: 0,
+                next_frame: None,
                 media_ts: 0,
                 after_dtmf: false,
                 dtmf: Rfc4733Sender::new(SenderConfig::default()),
@@ -206,22 +215,19 @@ pub(super) fn run(
         result: WorkerResult::default(),
         next_start: 0,
         open: calls.len(),
+        next_tick: shared.start,
     };
     let mut events = Events::with_capacity(1024);
     let mut tick = shared.start;
     while w.open > 0 {
         let now = Instant::now();
         if now >= tick {
-            let mut missed = 0;
             tick += TICK;
             while tick <= now {
                 tick += TICK;
-                missed += 1;
             }
-            if missed > 0 {
-                w.result.late_ticks += 1;
-            }
-            w.tick(&mut calls, now, missed);
+            w.next_tick = tick;
+            w.tick(&mut calls, now);
             continue;
         }
         match w.poll.poll(&mut events, Some(tick - now)) {
@@ -244,6 +250,12 @@ pub(super) fn run(
     Ok(result)
 }
 
+/// Whole frame intervals between a frame's slot and `now` (frames to skip
+/// so the next one is on time).
+pub(super) fn frames_missed(due: Instant, now: Instant) -> u64 {
+    (now.saturating_duration_since(due).as_nanos() / FRAME.as_nanos()) as u64
+}
+
 struct Worker<'a> {
     shared: &'a Shared,
     poll: Poll,
@@ -256,6 +268,8 @@ struct Worker<'a> {
     next_start: usize,
     /// Calls not yet done.
     open: usize,
+    /// When the next tick is due: a newly answered call's first slot.
+    next_tick: Instant,
 }
 
 impl Worker<'_> {
@@ -265,7 +279,7 @@ impl Worker<'_> {
         let _ = self.sip.send_to(bytes, self.shared.config.target);
     }
 
-    fn tick(&mut self, calls: &mut [Call], now: Instant, missed: u64) {
+    fn tick(&mut self, calls: &mut [Call], now: Instant) {
         while self.next_start < calls.len() && calls[self.next_start].due <= now {
             let i = self.next_start;
             self.next_start += 1;
@@ -302,7 +316,14 @@ impl Worker<'_> {
                             interval: T1,
                         };
                         self.shared.active.fetch_sub(1, Ordering::Relaxed);
-                    } else {
+                    } else if let Some(due) = call.next_frame
+                        && now >= due
+                    {
+                        let missed = frames_missed(due, now);
+                        if missed > 0 {
+                            self.result.late_ticks += 1;
+                        }
+                        call.next_frame = Some(due + FRAME * (1 + missed) as u32);
                         self.send_media(call, now, missed);
                     }
                 }
@@ -589,6 +610,7 @@ impl Worker<'_> {
         };
         call.result.answered = true;
         call.remote_rtp = Some(rtp);
+        call.next_frame = Some(self.next_tick);
         call.media_ts = call.sender.next_timestamp();
         let cfg = &self.shared.config;
         call.dtmf_due = cfg.dtmf.map(|(_, at)| now + at);
