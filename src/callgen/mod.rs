@@ -120,7 +120,8 @@ pub struct GeneratorLoad {
     pub wall_seconds: f64,
     /// `cpu_seconds / wall_seconds`.
     pub cores: f64,
-    /// Worker ticks that ran more than 20 ms late.
+    /// Frames the generator sent more than one frame interval (20 ms) late
+    /// (it fell behind; the JSON name is kept from when it counted ticks).
     pub late_ticks: u64,
 }
 
@@ -486,7 +487,7 @@ impl fmt::Display for Report {
         let g = &self.generator;
         write!(
             f,
-            "generator CPU: {:.1} s over {:.1} s = {:.2} cores, {} late ticks",
+            "generator CPU: {:.1} s over {:.1} s = {:.2} cores, {} frames sent over 20 ms late",
             g.cpu_seconds, g.wall_seconds, g.cores, g.late_ticks
         )
     }
