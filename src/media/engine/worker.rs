@@ -236,10 +236,13 @@ impl Worker {
         }
     }
 
-    /// Runs the tick if its deadline has passed, and the stats interval.
+    /// Runs the tick if its deadline has passed and the worker has legs (an
+    /// idle worker sleeps until a leg opens), and the stats interval.
     fn run_due_tick(&mut self) {
         let now = Instant::now();
-        if let Some(tick) = self.clock.poll_tick(now) {
+        if let Some(tick) = self.clock.poll_tick(now)
+            && !self.by_id.is_empty()
+        {
             self.stats
                 .wake_lateness
                 .record(now.saturating_duration_since(tick.deadline));
@@ -259,6 +262,10 @@ impl Worker {
     fn poll_timeout(&mut self) -> Option<Duration> {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
+        }
+        if self.by_id.is_empty() {
+            // Idle: no tick until a leg opens (which starts a new grid).
+            return None;
         }
         let now = Instant::now();
         let deadline = self.clock.poll_timeout();
@@ -459,6 +466,12 @@ impl Worker {
             events,
             ..
         } = setup;
+        if self.by_id.is_empty() {
+            // The first leg after an idle spell: a fresh grid from now, so
+            // the first tick does not count the idle time as missed.
+            self.clock = TickClock::new(now);
+            self.armed = None;
+        }
         let index = self.free.pop().unwrap_or(self.slots.len());
         let mut rtp = UdpSocket::from_std(rtp);
         let mut rtcp = UdpSocket::from_std(rtcp);
