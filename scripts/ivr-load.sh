@@ -5,14 +5,20 @@
 # hold as a menu prompt (RFC 4733 and in-band DTMF detection running).
 # Reports callgen's summary (loss, jitter, arrival off the 20 ms grid, its
 # own CPU), the switch's CPU share over the whole run and while every call
-# is up, its RSS before and at peak, and the load average.
+# is up, its RSS before and at peak, the media workers' timing log (send
+# time off the grid, wake-up lateness, tick work per 10 s window) and the
+# load average.
 #
 #   scripts/ivr-load.sh [CALLS] [RATE] [HOLD_SECONDS]
 #
 # Builds the release binaries first (set SWITCHBOARD_BIN and CALLGEN_BIN to
 # skip). The hold should outlast the ramp (CALLS / RATE) by a few seconds.
-# NICE=-10 runs the switch and callgen at that priority (as root), to keep
-# other work on a shared machine from starving them; say so with figures.
+# NICE=-10 runs the switch and callgen at that priority (as root; also the
+# session's scheduler autogroup), to keep other work on a shared machine
+# from starving them; say so with figures. RT=N (as root) puts the switch's
+# media worker threads in the SCHED_FIFO class at priority N (what media
+# servers' "real-time priority" options do), so a runnable generator or
+# other process never delays a tick or a relayed packet; say so too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +28,9 @@ hold=${3:-25}
 work=$(mktemp -d /tmp/switchboard-ivr-load.XXXXXX)
 switch_pid=
 sampler_pid=
+group_nice=
 cleanup() {
+    [ -n "$group_nice" ] && echo "$group_nice" >/proc/self/autogroup 2>/dev/null || true
     [ -n "$sampler_pid" ] && kill "$sampler_pid" 2>/dev/null || true
     [ -n "$switch_pid" ] && kill "$switch_pid" 2>/dev/null || true
     rm -rf "$work"
@@ -58,7 +66,16 @@ nodes:
 EOF
 
 prio=(nice -n "${NICE:-0}")
-RUST_LOG=warn,switchboard=info "${prio[@]}" "$bin" serve \
+# With scheduler autogroups (one per session), nice only ranks threads
+# within a group; groups share the CPU by their own nice. Give this
+# session's group the same priority, so other sessions' work cannot
+# starve the run either.
+# The group's nice is put back on exit.
+if [ -n "${NICE:-}" ] && [ -w /proc/self/autogroup ]; then
+    group_nice=$(awk '{ print $3 }' /proc/self/autogroup)
+    echo "$NICE" >/proc/self/autogroup 2>/dev/null || true
+fi
+RUST_LOG=warn,switchboard=info,switchboard::media::engine=debug "${prio[@]}" "$bin" serve \
     --sip-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --public-ip 127.0.0.1 \
     --database-url "sqlite://$work/load.db" --admin-token load \
     --flows "$work/flows" --sounds sounds --recordings "$work/recordings" \
@@ -71,6 +88,14 @@ done
 sip=$(grep -o 'listening sip=[^ ]*' "$work/switch.log" | cut -d= -f2 || true)
 [ -n "$sip" ] || { cat "$work/switch.log"; exit 1; }
 sleep 1
+
+if [ -n "${RT:-}" ]; then
+    for task in /proc/"$switch_pid"/task/*; do
+        case "$(cat "$task/comm")" in
+        media-[0-9]*) chrt -f -p "$RT" "${task##*/}" >/dev/null || echo "cannot set SCHED_FIFO on ${task##*/}" ;;
+        esac
+    done
+fi
 
 ticks=$(getconf CLK_TCK)
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$switch_pid/status"; }
@@ -128,7 +153,13 @@ printf 'switch RSS: %s KiB before, %s KiB peak (VmHWM), %s KiB sampled with all 
     "$rss_before" "$hwm" "$steady_rss" "$rss_end"
 printf 'memory per call: (peak - before) / calls = %.1f KiB\n' \
     "$(echo "($hwm - $rss_before) / $calls" | bc -l)"
-printf 'load average (1/5/15 min): %s before, %s after; nice %s\n' "$load_before" "$load_after" "${NICE:-0}"
+printf 'load average (1/5/15 min): %s before, %s after; nice %s (%s)\n' "$load_before" "$load_after" \
+    "${NICE:-0}" "$(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup')"
+[ -z "${RT:-}" ] || echo "media workers: SCHED_FIFO priority $RT"
+if grep -q "media worker timing" "$work/switch.log"; then
+    echo "media worker timing (10 s windows; send = frame off its slot, wake = tick start off its deadline, work = one tick):"
+    grep "media worker timing" "$work/switch.log" | sed 's/^.*media worker timing/ /' | tail -n 8
+fi
 if grep -q ' WARN \| ERROR ' "$work/switch.log"; then
     echo "switch warnings/errors (last 10):"
     grep ' WARN \| ERROR ' "$work/switch.log" | tail -n 10

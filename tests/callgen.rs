@@ -1,6 +1,8 @@
 //! The load generator against the real switch (DESIGN §9): every call is
 //! answered, the switch's prompt arrives as an unbroken 20 ms stream of the
 //! tone it plays, and an RFC 4733 digit from the generator drives the flow.
+//! In a bridged run the generator also answers the calls the flow
+//! transfers to it, and audio flows both ways through the switch.
 
 mod common;
 
@@ -73,6 +75,7 @@ fn five_calls_receive_the_prompt_without_loss() {
         rtp_ports: (50000, 50499),
         workers: 2,
         capture_call: Some(0),
+        agent_listen: None,
     })
     .expect("run callgen");
     let ctx = || format!("{report}\nswitch log:\n{}", switch.log());
@@ -139,4 +142,79 @@ fn binary_sends_a_digit_and_the_switch_hangs_up() {
         "{}",
         ctx()
     );
+}
+
+/// A free UDP port on 127.0.0.1 (bound, read, released).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// DESIGN §4 bridge and §9 bridged load: the shipped load-test flow
+/// (scripts/load-flows/bridge) transfers each of five calls to the
+/// generator's answering side; every call is answered on both sides, RTP
+/// arrives both ways with nothing lost (RFC 3550 A.3), each direction
+/// carries about the 3 s hold's worth of tagged frames, and the switch's
+/// added delay is measured on every relayed packet. The switch's BYEs end
+/// every agent call.
+#[test]
+fn five_bridged_calls_relay_audio_both_ways_without_loss() {
+    let agent_port = free_udp_port();
+    let flow = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/load-flows/bridge/bridge.yaml"
+    ))
+    .expect("load-test flow")
+    .replace("AGENT_PORT", &agent_port.to_string());
+    let switch = Switch::start_with("callgen-bridge", &[], |dir| {
+        dir.write("flows/bridge.yaml", &flow);
+    });
+    let report = callgen::run(Config {
+        target: switch.sip,
+        number: "500".into(),
+        calls: 5,
+        rate: 20.0,
+        duration: Duration::from_secs(3),
+        codec: Codec::Pcmu,
+        dtmf: None,
+        send_audio: SendAudio::Tone,
+        local_ip: "127.0.0.1".parse().unwrap(),
+        rtp_ports: (51000, 51499),
+        workers: 2,
+        capture_call: None,
+        agent_listen: Some(([127, 0, 0, 1], agent_port).into()),
+    })
+    .expect("run callgen");
+    let ctx = || format!("{report}\nswitch log:\n{}", switch.log());
+    assert_eq!(report.calls.answered, 5, "{}", ctx());
+    assert_eq!(report.calls.failed, 0, "{}", ctx());
+    let bridge = report.bridge.as_ref().expect("bridge report");
+    assert_eq!(bridge.agent_answered, 5, "{}", ctx());
+    assert_eq!(bridge.agent_refused, 0, "{}", ctx());
+    assert_eq!(bridge.agent_ended_by_switch, 5, "{}", ctx());
+    for (name, d) in [
+        ("caller->agent", &bridge.caller_to_agent),
+        ("agent->caller", &bridge.agent_to_caller),
+    ] {
+        assert_eq!(d.silent_calls, 0, "{name}\n{}", ctx());
+        assert_eq!(d.lost, 0, "{name}\n{}", ctx());
+        // The bridge is up a moment after the answer: most of 3 s of
+        // 20 ms frames per call get through.
+        assert!(
+            d.received >= 5 * 100 && d.received <= 5 * 155,
+            "{name}: {} received\n{}",
+            d.received,
+            ctx()
+        );
+        // Every relayed frame carried its send time.
+        assert_eq!(d.added_delay_ms.count, d.received, "{name}\n{}", ctx());
+        assert!(
+            d.added_delay_ms.p50 > 0.0 && d.added_delay_ms.p50 < 20.0,
+            "{name}: {:?}\n{}",
+            d.added_delay_ms,
+            ctx()
+        );
+    }
 }

@@ -1,8 +1,11 @@
 //! `callgen`: the load generator's command line (DESIGN §9). Places
 //! `--calls` SIP calls at `--rate` per second against `--target`, each with
 //! real RTP for `--duration`, and prints loss, jitter, timing off the 20 ms
-//! grid and its own CPU use. Exits 1 when a call failed or the loss is
-//! above `--max-loss`.
+//! grid and its own CPU use. With `--agent-listen` it also answers the
+//! calls the switch transfers to that address and reports both media
+//! directions of each bridged call with the switch's added delay. Exits 1
+//! when a call failed, a bridged call went silent, or the loss is above
+//! `--max-loss`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -53,6 +56,10 @@ struct Args {
     /// Worker threads [default: available cores, at most 4].
     #[arg(long)]
     workers: Option<usize>,
+    /// Bridged run: answer the switch's INVITEs on this SIP address, as
+    /// the agents' phones (the flow transfers to sip:agent@ADDRESS).
+    #[arg(long)]
+    agent_listen: Option<SocketAddr>,
     /// Highest tolerated RTP loss in percent.
     #[arg(long, default_value_t = 0.0)]
     max_loss: f64,
@@ -108,6 +115,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         rtp_ports: (args.rtp_ports.start, args.rtp_ports.end),
         workers,
         capture_call: None,
+        agent_listen: args.agent_listen,
     };
     let report = callgen::run(config).context("load generator")?;
     if args.json {
@@ -118,7 +126,12 @@ fn real_main() -> anyhow::Result<ExitCode> {
     } else {
         println!("{report}");
     }
-    let failed = report.calls.failed > 0 || report.loss_percent() > args.max_loss;
+    let bridge_failed = report.bridge.as_ref().is_some_and(|b| {
+        b.agent_answered < report.calls.answered
+            || b.caller_to_agent.silent_calls > 0
+            || b.agent_to_caller.silent_calls > 0
+    });
+    let failed = report.calls.failed > 0 || bridge_failed || report.loss_percent() > args.max_loss;
     Ok(if failed {
         ExitCode::FAILURE
     } else {

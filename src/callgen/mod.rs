@@ -9,9 +9,16 @@
 //! deviation from the stream's ideal 20 ms grid ([`stats`]). After the hold
 //! time it sends BYE, unless the switch hung up first.
 //!
+//! With [`Config::agent_listen`] the run is bridged: the generator also
+//! plays the agents' phones ([`agent`]), answering the calls the switch's
+//! flow transfers to that address, and both ends send tagged audio, so the
+//! report gives loss, jitter and the switch's added delay in each
+//! direction.
+//!
 //! [`run`] places the calls on a few worker threads ([`worker`]) and
 //! returns a [`Report`]; `src/bin/callgen.rs` is its command line.
 
+mod agent;
 pub mod rtp;
 pub mod sip;
 pub mod stats;
@@ -56,6 +63,9 @@ pub struct Config {
     pub workers: usize,
     /// Keep the decoded audio this call (by index) receives, for checks.
     pub capture_call: Option<u64>,
+    /// Bridged run: answer the switch's INVITEs on this SIP address (the
+    /// flow transfers the calls to `sip:agent@` it).
+    pub agent_listen: Option<SocketAddr>,
 }
 
 /// Why the generator could not run.
@@ -65,6 +75,8 @@ pub enum CallgenError {
     Poll(#[source] std::io::Error),
     #[error("bind SIP socket: {0}")]
     SipSocket(#[source] std::io::Error),
+    #[error("bind the answering side's SIP socket: {0}")]
+    AgentSocket(#[source] std::io::Error),
     #[error("start worker thread: {0}")]
     Thread(#[source] std::io::Error),
     #[error("a worker thread panicked")]
@@ -108,8 +120,53 @@ pub struct GeneratorLoad {
     pub wall_seconds: f64,
     /// `cpu_seconds / wall_seconds`.
     pub cores: f64,
-    /// Worker ticks that ran more than 20 ms late.
+    /// Frames the generator sent more than one frame interval (20 ms) late
+    /// (it fell behind; the JSON name is kept from when it counted ticks).
     pub late_ticks: u64,
+}
+
+/// One direction of a bridged call's media.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Direction {
+    /// Packets the sending end sent (including before the bridge was up).
+    pub sent: u64,
+    pub received: u64,
+    pub expected: u64,
+    pub lost: u64,
+    pub loss_percent: f64,
+    pub out_of_order: u64,
+    /// Calls whose receiving end got no RTP at all.
+    pub silent_calls: u64,
+    /// RFC 3550 A.8 jitter at the end of each call, in ms.
+    pub jitter_ms: Percentiles,
+    /// Each packet's send at one end to its kernel arrival at the other,
+    /// through the switch, in ms.
+    pub added_delay_ms: Percentiles,
+}
+
+impl Direction {
+    fn set_loss(&mut self) {
+        if self.expected > 0 {
+            self.loss_percent = self.lost as f64 * 100.0 / self.expected as f64;
+        }
+    }
+}
+
+/// The answering side of a bridged run and both media directions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BridgeReport {
+    /// INVITEs from the switch answered.
+    pub agent_answered: u64,
+    /// INVITEs from the switch refused (no usable offer, no port).
+    pub agent_refused: u64,
+    /// Answered calls the switch ended with BYE.
+    pub agent_ended_by_switch: u64,
+    /// Answered calls whose 200 was never ACKed.
+    pub agent_not_acked: u64,
+    /// Answered calls still up when the run ended.
+    pub agent_still_up: u64,
+    pub caller_to_agent: Direction,
+    pub agent_to_caller: Direction,
 }
 
 /// The summary of a run, printed as text or JSON.
@@ -127,15 +184,26 @@ pub struct Report {
     /// `kernel` (SO_TIMESTAMPNS) or `user` (time of the read).
     pub arrival_timestamps: &'static str,
     pub generator: GeneratorLoad,
+    /// Bridged runs only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<BridgeReport>,
     /// Decoded audio of [`Config::capture_call`].
     #[serde(skip)]
     pub captured: Vec<i16>,
 }
 
 impl Report {
-    /// Lost packets as a percentage of those expected.
+    /// Lost packets as a percentage of those expected (the worse
+    /// direction of a bridged run).
     pub fn loss_percent(&self) -> f64 {
-        self.rtp.loss_percent
+        match &self.bridge {
+            Some(b) => self
+                .rtp
+                .loss_percent
+                .max(b.caller_to_agent.loss_percent)
+                .max(b.agent_to_caller.loss_percent),
+            None => self.rtp.loss_percent,
+        }
     }
 }
 
@@ -150,9 +218,12 @@ pub fn run(config: Config) -> Result<Report, CallgenError> {
             rtp::enable_timestamps(s);
         })
         .map_err(CallgenError::SipSocket)?;
+    let agent_sip = config.agent_listen.map(agent::bind).transpose()?;
     let cpu_before = process_cpu_seconds();
     let wall_start = Instant::now();
     let shared = Arc::new(worker::Shared {
+        tagged: config.agent_listen.is_some(),
+        callers_done: AtomicBool::new(false),
         ports: rtp::PortRange::new(config.rtp_ports.0, config.rtp_ports.1),
         frames: rtp::AudioFrames::new(config.codec, config.send_audio),
         // Time for every worker to reach its loop and for timestamps to
@@ -163,6 +234,17 @@ pub fn run(config: Config) -> Result<Report, CallgenError> {
         user_timestamps: AtomicBool::new(false),
         config,
     });
+    let agent = match agent_sip {
+        Some(sip) => {
+            let shared = shared.clone();
+            let handle = std::thread::Builder::new()
+                .name("callgen-agent".into())
+                .spawn(move || agent::run(shared, sip))
+                .map_err(CallgenError::Thread)?;
+            Some(handle)
+        }
+        None => None,
+    };
     let mut handles = Vec::with_capacity(workers);
     for id in 0..workers {
         let shared = shared.clone();
@@ -173,12 +255,24 @@ pub fn run(config: Config) -> Result<Report, CallgenError> {
         handles.push(handle);
     }
     let mut results = Vec::with_capacity(workers);
+    let mut failed = None;
     for h in handles {
-        results.push(h.join().map_err(|_| CallgenError::WorkerPanicked)??);
+        match h.join() {
+            Ok(Ok(r)) => results.push(r),
+            Ok(Err(e)) => failed = failed.or(Some(e)),
+            Err(_) => failed = failed.or(Some(CallgenError::WorkerPanicked)),
+        }
+    }
+    shared.callers_done.store(true, Ordering::Release);
+    let agent = agent
+        .map(|h| h.join().map_err(|_| CallgenError::WorkerPanicked)?)
+        .transpose()?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     let wall = wall_start.elapsed().as_secs_f64();
     let cpu = (process_cpu_seconds() - cpu_before).max(0.0);
-    let mut report = summarize(results, shared.peak.load(Ordering::Relaxed));
+    let mut report = summarize(results, agent, shared.peak.load(Ordering::Relaxed));
     report.arrival_timestamps = if shared.user_timestamps.load(Ordering::Relaxed) {
         "user"
     } else {
@@ -190,13 +284,19 @@ pub fn run(config: Config) -> Result<Report, CallgenError> {
     Ok(report)
 }
 
-fn summarize(results: Vec<worker::WorkerResult>, peak: u64) -> Report {
+fn summarize(
+    results: Vec<worker::WorkerResult>,
+    agent: Option<agent::AgentResult>,
+    peak: u64,
+) -> Report {
     let mut report = Report::default();
     let mut setup = Vec::new();
     let mut jitter = Vec::new();
     let mut deviations = Histogram::default();
+    let mut delays = Histogram::default();
     for w in results {
         deviations.merge(&w.deviations);
+        delays.merge(&w.delays);
         report.generator.late_ticks += w.late_ticks;
         if report.captured.is_empty() {
             report.captured = w.captured;
@@ -239,6 +339,45 @@ fn summarize(results: Vec<worker::WorkerResult>, peak: u64) -> Report {
     report.setup_ms = Percentiles::of(&mut setup);
     report.jitter_ms = Percentiles::of(&mut jitter);
     report.grid_deviation_ms = deviations.percentiles().scaled(1e-6);
+    if let Some(mut a) = agent {
+        report.generator.late_ticks += a.late_ticks;
+        let r = &report.rtp;
+        let mut agent_to_caller = Direction {
+            sent: a.sent,
+            received: r.received,
+            expected: r.expected,
+            lost: r.lost,
+            out_of_order: r.out_of_order,
+            silent_calls: r.silent_calls,
+            jitter_ms: report.jitter_ms,
+            added_delay_ms: delays.percentiles().scaled(1e-6),
+            ..Direction::default()
+        };
+        agent_to_caller.set_loss();
+        let mut agent_jitter: Vec<f64> = a.jitter.iter().map(|j| j * 1e3).collect();
+        let mut caller_to_agent = Direction {
+            sent: r.sent,
+            received: a.received,
+            expected: a.expected,
+            lost: a.lost,
+            out_of_order: a.out_of_order,
+            silent_calls: a.silent_calls,
+            jitter_ms: Percentiles::of(&mut agent_jitter),
+            added_delay_ms: a.delays.percentiles().scaled(1e-6),
+            ..Direction::default()
+        };
+        caller_to_agent.set_loss();
+        a.jitter.clear();
+        report.bridge = Some(BridgeReport {
+            agent_answered: a.answered,
+            agent_refused: a.refused,
+            agent_ended_by_switch: a.ended_by_switch,
+            agent_not_acked: a.not_acked,
+            agent_still_up: a.still_up,
+            caller_to_agent,
+            agent_to_caller,
+        });
+    }
     report
 }
 
@@ -312,10 +451,43 @@ impl fmt::Display for Report {
             "arrival off the 20 ms grid ({} timestamps, {} packets): p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
             self.arrival_timestamps, d.count, d.p50, d.p99, d.p999, d.max
         )?;
+        if let Some(b) = &self.bridge {
+            writeln!(
+                f,
+                "agent side: {} answered, {} refused, {} ended by the switch, {} not ACKed, {} still up at the end",
+                b.agent_answered,
+                b.agent_refused,
+                b.agent_ended_by_switch,
+                b.agent_not_acked,
+                b.agent_still_up
+            )?;
+            for (name, d) in [
+                ("caller->agent", &b.caller_to_agent),
+                ("agent->caller", &b.agent_to_caller),
+            ] {
+                writeln!(
+                    f,
+                    "{name}: sent {}, received {} of {} expected, lost {} ({:.4} %), out of order {}, calls without RTP {}",
+                    d.sent,
+                    d.received,
+                    d.expected,
+                    d.lost,
+                    d.loss_percent,
+                    d.out_of_order,
+                    d.silent_calls
+                )?;
+                let a = &d.added_delay_ms;
+                writeln!(
+                    f,
+                    "  added delay through the switch ({} packets): p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms; jitter p50 {:.3} ms, p99 {:.3} ms",
+                    a.count, a.p50, a.p99, a.p999, a.max, d.jitter_ms.p50, d.jitter_ms.p99
+                )?;
+            }
+        }
         let g = &self.generator;
         write!(
             f,
-            "generator CPU: {:.1} s over {:.1} s = {:.2} cores, {} late ticks",
+            "generator CPU: {:.1} s over {:.1} s = {:.2} cores, {} frames sent over 20 ms late",
             g.cpu_seconds, g.wall_seconds, g.cores, g.late_ticks
         )
     }

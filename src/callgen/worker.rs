@@ -1,9 +1,12 @@
 //! One generator worker: a thread owning a share of the calls, one SIP
 //! socket for them (calls told apart by Call-ID) and one RTP socket per
-//! call, all polled with mio. A single 20 ms timer drives every call of
-//! the worker, as the switch's media engine does: each tick starts the
-//! calls that are due, sends one frame per answered call, and runs the SIP
-//! retransmission and hold timers.
+//! call, all polled with mio. One 2 ms timer drives every call of the
+//! worker: each tick starts the calls that are due, sends a frame for each
+//! answered call whose 20 ms slot has come, and runs the SIP
+//! retransmission and hold timers. A call's slots start at the tick after
+//! its answer, so the calls' frames spread over the 20 ms like those of
+//! independent phones, rather than all leaving in one burst (which would
+//! load the switch in bursts no real traffic has).
 
 use std::collections::HashMap;
 use std::io;
@@ -15,18 +18,23 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::media::dtmf::rfc4733::{Rfc4733Sender, SenderConfig};
-use crate::media::rtp::{RtpPacket, RtpSender};
+use crate::media::rtp::{RTP_HEADER_LEN, RtpPacket, RtpSender};
 use crate::sip::message::{
     HeaderName, Limits, Message, Method, Request, Response, Uri, parse_message,
 };
 
-use super::rtp::{AudioFrames, FRAME_SAMPLES, PortRange, enable_timestamps, recv_timestamped};
+use super::rtp::{
+    AudioFrames, FRAME_SAMPLES, PortRange, enable_timestamps, read_tag, realtime_ns,
+    recv_timestamped, write_tag,
+};
 use super::sip::{CallIds, TELEPHONE_EVENT_PT, answer, answer_rtp, remote_target};
 use super::stats::{Histogram, StreamStats};
 use super::{CallgenError, Config};
 
-/// The media tick (RFC 3551 §4.5.14 G.711 frames of 20 ms).
-const TICK: Duration = Duration::from_millis(20);
+/// The frame interval (RFC 3551 §4.5.14 G.711 frames of 20 ms).
+pub(super) const FRAME: Duration = Duration::from_millis(20);
+/// The worker's tick: a tenth of a frame, so calls take ten slots.
+pub(super) const TICK: Duration = Duration::from_millis(2);
 /// RFC 3261 §17.1.1.2 timer T1 (first retransmission), T2 (cap), and
 /// 64×T1 (Timer B / F: give up).
 const T1: Duration = Duration::from_millis(500);
@@ -52,6 +60,11 @@ pub(super) struct Shared {
     pub peak: AtomicU64,
     /// Set by the first RTP socket that refused kernel timestamps.
     pub user_timestamps: std::sync::atomic::AtomicBool,
+    /// Bridged run: audio frames carry their send time
+    /// ([`super::rtp::write_tag`]) and received ones give the added delay.
+    pub tagged: bool,
+    /// Every caller worker has finished (the answering side may stop).
+    pub callers_done: std::sync::atomic::AtomicBool,
 }
 
 /// How one call ended.
@@ -78,7 +91,11 @@ pub(super) struct CallResult {
 pub(super) struct WorkerResult {
     pub calls: Vec<CallResult>,
     pub deviations: Histogram,
-    /// Ticks that ran more than one period late (the generator fell behind).
+    /// Bridged run: each tagged packet's delay from the answering side's
+    /// send to its arrival here, in ns.
+    pub delays: Histogram,
+    /// Frames sent more than one frame interval late (the generator fell
+    /// behind).
     pub late_ticks: u64,
     /// Decoded audio received on the captured call.
     pub captured: Vec<i16>,
@@ -120,6 +137,8 @@ struct Call {
     sender: RtpSender,
     /// Frames of the call's own timeline since its media started.
     frame: u64,
+    /// When the call's next frame is due (on the worker's tick grid).
+    next_frame: Option<Instant>,
     media_ts: u32,
     after_dtmf: bool,
     dtmf: Rfc4733Sender,
@@ -169,6 +188,7 @@ pub(super) fn run(
                 remote_rtp: None,
                 sender: RtpSender::random(&mut rng),
                 frame: 0,
+                next_frame: None,
                 media_ts: 0,
                 after_dtmf: false,
                 dtmf: Rfc4733Sender::new(SenderConfig::default()),
@@ -195,22 +215,19 @@ pub(super) fn run(
         result: WorkerResult::default(),
         next_start: 0,
         open: calls.len(),
+        next_tick: shared.start,
     };
     let mut events = Events::with_capacity(1024);
     let mut tick = shared.start;
     while w.open > 0 {
         let now = Instant::now();
         if now >= tick {
-            let mut missed = 0;
             tick += TICK;
             while tick <= now {
                 tick += TICK;
-                missed += 1;
             }
-            if missed > 0 {
-                w.result.late_ticks += 1;
-            }
-            w.tick(&mut calls, now, missed);
+            w.next_tick = tick;
+            w.tick(&mut calls, now);
             continue;
         }
         match w.poll.poll(&mut events, Some(tick - now)) {
@@ -233,6 +250,12 @@ pub(super) fn run(
     Ok(result)
 }
 
+/// Whole frame intervals between a frame's slot and `now` (frames to skip
+/// so the next one is on time).
+pub(super) fn frames_missed(due: Instant, now: Instant) -> u64 {
+    (now.saturating_duration_since(due).as_nanos() / FRAME.as_nanos()) as u64
+}
+
 struct Worker<'a> {
     shared: &'a Shared,
     poll: Poll,
@@ -245,6 +268,8 @@ struct Worker<'a> {
     next_start: usize,
     /// Calls not yet done.
     open: usize,
+    /// When the next tick is due: a newly answered call's first slot.
+    next_tick: Instant,
 }
 
 impl Worker<'_> {
@@ -254,7 +279,7 @@ impl Worker<'_> {
         let _ = self.sip.send_to(bytes, self.shared.config.target);
     }
 
-    fn tick(&mut self, calls: &mut [Call], now: Instant, missed: u64) {
+    fn tick(&mut self, calls: &mut [Call], now: Instant) {
         while self.next_start < calls.len() && calls[self.next_start].due <= now {
             let i = self.next_start;
             self.next_start += 1;
@@ -291,7 +316,14 @@ impl Worker<'_> {
                             interval: T1,
                         };
                         self.shared.active.fetch_sub(1, Ordering::Relaxed);
-                    } else {
+                    } else if let Some(due) = call.next_frame
+                        && now >= due
+                    {
+                        let missed = frames_missed(due, now);
+                        if missed > 0 {
+                            self.result.late_ticks += 1;
+                        }
+                        call.next_frame = Some(due + FRAME * (1 + missed) as u32);
                         self.send_media(call, now, missed);
                     }
                 }
@@ -419,6 +451,13 @@ impl Worker<'_> {
             let marker = std::mem::take(&mut call.after_dtmf);
             call.sender
                 .next_packet_at(cfg.codec.payload_type(), frame, ts, marker, &mut self.out)
+                .inspect(|&len| {
+                    if self.shared.tagged
+                        && let Some(payload) = self.out.get_mut(RTP_HEADER_LEN..len)
+                    {
+                        write_tag(payload, realtime_ns());
+                    }
+                })
         };
         if let Ok(len) = len {
             let _ = sock.send_to(&self.out[..len], to);
@@ -444,6 +483,13 @@ impl Worker<'_> {
             };
             call.rx
                 .handle_packet(pkt.ssrc(), pkt.sequence(), pkt.timestamp(), at);
+            if self.shared.tagged
+                && let Some(sent) = read_tag(pkt.payload())
+            {
+                self.result
+                    .delays
+                    .record(u64::try_from(at - sent).unwrap_or(0));
+            }
             if call.capture && pkt.payload_type() == pt && self.result.captured.len() < 8000 * 60 {
                 let codec = self.shared.config.codec;
                 self.result
@@ -564,6 +610,7 @@ impl Worker<'_> {
         };
         call.result.answered = true;
         call.remote_rtp = Some(rtp);
+        call.next_frame = Some(self.next_tick);
         call.media_ts = call.sender.next_timestamp();
         let cfg = &self.shared.config;
         call.dtmf_due = cfg.dtmf.map(|(_, at)| now + at);

@@ -6,21 +6,23 @@
 //! tick (each leg sends one frame for it, never a burst) and the skipped
 //! ticks are counted.
 //!
-//! The worker's grid is 5 ms: the 20 ms frame interval split into
+//! The worker's grid is 2 ms: the 20 ms frame interval split into
 //! [`PHASES`] phases. Each leg belongs to one phase and sends at the ticks
-//! of its phase, i.e. every 20 ms; spreading the legs over four phases
-//! makes each burst of `sendto`s a quarter as long, so the last leg of a
-//! burst leaves four times closer to its slot (DESIGN §9: send-time p99 ≤
-//! 2 ms off the grid). Still one clock and one wake-up per phase per
-//! worker, not a timer per call.
+//! of its phase, i.e. every 20 ms; spreading the legs evenly over ten
+//! phases ([`PhasePlan`]) makes each burst of `sendto`s a tenth as long, so
+//! the last leg of a burst leaves ten times closer to its slot (DESIGN §9:
+//! send-time p99 ≤ 2 ms off the grid). Still one clock and one wake-up per
+//! phase per worker, not a timer per call.
 
 use std::time::{Duration, Instant};
 
 /// The packet interval of every leg: 20 ms of 8 kHz G.711.
 pub const TICK: Duration = Duration::from_millis(20);
 
-/// Phases of the 20 ms frame interval; the worker's tick is `TICK / PHASES`.
-pub const PHASES: u64 = 4;
+/// Phases of the 20 ms frame interval; the worker's tick is `TICK / PHASES`
+/// (2 ms). At 1,500 playing legs per worker a phase holds 150 sends, about
+/// 0.5 ms of `sendto`s on loopback.
+pub const PHASES: u64 = 10;
 
 /// One tick to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +125,62 @@ impl TickClock {
     }
 }
 
+/// Which phase each leg of a worker sends in: a new leg joins the phase
+/// with the fewest legs (the lowest such phase), so every burst of sends
+/// is as short as it can be. A leg keeps its phase for life (moving it
+/// would shift its packets off their 20 ms spacing). Sans-IO: legs are
+/// named by the worker's slot index.
+#[derive(Debug, Clone)]
+pub struct PhasePlan {
+    members: [Vec<usize>; PHASES as usize],
+}
+
+impl Default for PhasePlan {
+    fn default() -> Self {
+        PhasePlan {
+            members: std::array::from_fn(|_| Vec::new()),
+        }
+    }
+}
+
+impl PhasePlan {
+    /// Puts `slot` in the least loaded phase and returns that phase.
+    pub fn add(&mut self, slot: usize) -> u64 {
+        let (phase, members) = self
+            .members
+            .iter_mut()
+            .enumerate()
+            .min_by_key(|(i, m)| (m.len(), *i))
+            .expect("PHASES > 0");
+        members.push(slot);
+        phase as u64
+    }
+
+    /// Takes `slot` out of `phase`; false if it was not there.
+    pub fn remove(&mut self, slot: usize, phase: u64) -> bool {
+        let Some(members) = self.members.get_mut(phase as usize) else {
+            return false;
+        };
+        match members.iter().position(|&s| s == slot) {
+            Some(at) => {
+                members.swap_remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The slots of `phase`, in no particular order.
+    pub fn members(&self, phase: u64) -> &[usize] {
+        self.members.get(phase as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Legs in each phase.
+    pub fn sizes(&self) -> [usize; PHASES as usize] {
+        std::array::from_fn(|i| self.members[i].len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,28 +216,65 @@ mod tests {
     fn each_phase_gets_one_slot_per_20ms() {
         let t0 = Instant::now();
         let mut c = TickClock::new(t0);
-        let ms = |m| t0 + Duration::from_millis(m);
-        // On time: tick 6 (30 ms) is phase 2's only.
-        for k in 0..=5 {
-            c.poll_tick(ms(5 * k)).unwrap();
+        let period = TICK / PHASES as u32;
+        let at = |k: u64| t0 + period * k as u32;
+        // On time: tick PHASES + 2 (one frame interval later) is phase 2's
+        // only.
+        for k in 0..=PHASES + 1 {
+            c.poll_tick(at(k)).unwrap();
         }
-        let t = c.poll_tick(ms(30)).unwrap();
-        assert_eq!(t.index, 6);
+        let t = c.poll_tick(at(PHASES + 2)).unwrap();
+        assert_eq!((t.index, t.missed), (PHASES + 2, 0));
         let due: Vec<_> = (0..PHASES).map(|p| c.phase_due(&t, p)).collect();
-        assert_eq!(due, vec![None, None, Some((0, ms(30))), None]);
-        // 27 ms late: ticks 7..=12 are due; every phase sends once, phases
-        // 3 and 0 (slots 7 and 11, 8 and 12) having skipped one slot.
-        let t = c.poll_tick(ms(62)).unwrap();
-        assert_eq!((t.index, t.missed), (12, 5));
-        let due: Vec<_> = (0..PHASES).map(|p| c.phase_due(&t, p)).collect();
-        assert_eq!(
-            due,
-            vec![
-                Some((1, ms(60))),
-                Some((0, ms(45))),
-                Some((0, ms(50))),
-                Some((1, ms(55))),
-            ]
-        );
+        for (p, d) in due.iter().enumerate() {
+            let want = (p == 2).then_some((0, at(PHASES + 2)));
+            assert_eq!(*d, want, "phase {p}");
+        }
+        // 1.5 frame intervals late: ticks PHASES+3 ..= 2·PHASES+3+PHASES/2
+        // are due; every phase sends once, at its newest slot, and the
+        // phases whose slot came twice in that span report one skipped.
+        let last = 2 * PHASES + 2 + PHASES / 2;
+        let t = c.poll_tick(at(last) + Duration::from_micros(100)).unwrap();
+        assert_eq!((t.index, t.missed), (last, last - (PHASES + 3)));
+        let first = PHASES + 3;
+        for p in 0..PHASES {
+            let slots: Vec<u64> = (first..=last).filter(|k| k % PHASES == p).collect();
+            let newest = *slots.last().unwrap();
+            assert_eq!(
+                c.phase_due(&t, p),
+                Some((slots.len() as u64 - 1, at(newest))),
+                "phase {p}"
+            );
+        }
+    }
+
+    /// Legs fill the phases evenly; a phase emptied by hang-ups is filled
+    /// first.
+    #[test]
+    fn phase_plan_spreads_legs_evenly() {
+        let mut plan = PhasePlan::default();
+        let n = PHASES as usize;
+        let phases: Vec<u64> = (0..3 * n + 3).map(|slot| plan.add(slot)).collect();
+        for (slot, &p) in phases.iter().enumerate() {
+            assert_eq!(p, (slot % n) as u64, "slot {slot}");
+        }
+        let sizes = plan.sizes();
+        assert_eq!(sizes.iter().sum::<usize>(), 3 * n + 3);
+        assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
+        // Phase 5 loses all three of its legs; the next legs go there.
+        for slot in [5, 5 + n, 5 + 2 * n] {
+            assert!(plan.remove(slot, 5));
+        }
+        assert!(!plan.remove(5, 5), "already gone");
+        assert!(!plan.remove(7, 99), "no such phase");
+        assert_eq!(plan.members(5), &[] as &[usize]);
+        assert_eq!(plan.add(100), 5);
+        assert_eq!(plan.add(101), 5);
+        assert_eq!(plan.add(102), 5);
+        // Then the lowest of the phases with three legs.
+        assert_eq!(plan.add(103), 3);
+        let mut five = plan.members(5).to_vec();
+        five.sort();
+        assert_eq!(five, vec![100, 101, 102]);
     }
 }

@@ -3,8 +3,8 @@
 //! A [`MediaEngine`] runs N worker threads (default: one per core). Each
 //! worker is a plain OS thread with one `mio::Poll` over the UDP sockets of
 //! its legs and **one media clock**: a tick grid computed from the
-//! worker's start instant ([`TickClock`]): 20 ms split into four 5 ms phases,
-//! each leg in one phase. At each of its ticks every playing leg sends
+//! worker's start instant ([`TickClock`]): 20 ms split into ten 2 ms phases,
+//! the legs spread evenly over them ([`PhasePlan`]). At each of its ticks every playing leg sends
 //! exactly one frame, so thousands of calls cost thousands of `sendto`s,
 //! not thousands of timer wake-ups. Received packets are handled as soon
 //! as the poll reports them, not on the tick, so bridged audio is relayed
@@ -59,6 +59,7 @@
 //! `near: Some(caller.id())` (bridged legs must share a worker), then
 //! `caller.bridge(&agent)`.
 
+mod batch;
 mod clock;
 mod leg;
 mod stats;
@@ -70,7 +71,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use clock::{PHASES, TICK, Tick, TickClock};
+pub use clock::{PHASES, PhasePlan, TICK, Tick, TickClock};
 pub use leg::{LegConfig, LegCore, LegStats, RecordOutput, Relay, Transmit, TransmitTo};
 pub use stats::{EngineStats, LatenessHistogram, LatenessSummary};
 
@@ -342,6 +343,25 @@ impl MediaEngine {
         let mut all = LatenessHistogram::default();
         for w in &self.shared.workers {
             all.merge(&w.stats.lateness);
+        }
+        all.summary()
+    }
+
+    /// How late the workers woke for their ticks (p50/p99/max), all
+    /// workers together.
+    pub fn wake_lateness_total(&self) -> LatenessSummary {
+        let mut all = LatenessHistogram::default();
+        for w in &self.shared.workers {
+            all.merge(&w.stats.wake_lateness);
+        }
+        all.summary()
+    }
+
+    /// How long one tick's sends took (p50/p99/max), all workers together.
+    pub fn tick_work_total(&self) -> LatenessSummary {
+        let mut all = LatenessHistogram::default();
+        for w in &self.shared.workers {
+            all.merge(&w.stats.tick_work);
         }
         all.summary()
     }

@@ -1,5 +1,7 @@
-//! Engine counters for `/metrics` and the send-time histogram (DESIGN §9:
-//! "send-time p99 ≤ 2 ms off the 20 ms grid").
+//! Engine counters for `/metrics` and the timing histograms (DESIGN §9:
+//! "send-time p99 ≤ 2 ms off the 20 ms grid"): each frame's send time off
+//! its slot, and what makes it up: how late the worker woke for a tick and
+//! how long the tick's sends took.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,6 +25,12 @@ pub struct EngineStats {
     pub digits: u64,
     /// Datagrams that could not be sent.
     pub send_errors: u64,
+    /// Ticks run (one per 2 ms grid slot, fewer when the worker woke late).
+    pub ticks: u64,
+    /// Largest delay from a tick's deadline to the worker starting it.
+    pub max_wake_lateness: Duration,
+    /// Longest time one tick's work (its legs' frames) took.
+    pub max_tick_work: Duration,
 }
 
 impl EngineStats {
@@ -35,6 +43,9 @@ impl EngineStats {
         self.packets_forwarded += other.packets_forwarded;
         self.digits += other.digits;
         self.send_errors += other.send_errors;
+        self.ticks += other.ticks;
+        self.max_wake_lateness = self.max_wake_lateness.max(other.max_wake_lateness);
+        self.max_tick_work = self.max_tick_work.max(other.max_tick_work);
     }
 }
 
@@ -48,7 +59,13 @@ pub(crate) struct WorkerStats {
     pub packets_forwarded: AtomicU64,
     pub digits: AtomicU64,
     pub send_errors: AtomicU64,
+    pub ticks: AtomicU64,
+    /// Each frame's send time after its grid slot.
     pub lateness: LatenessHistogram,
+    /// Each tick's start after its deadline (the wake-up error).
+    pub wake_lateness: LatenessHistogram,
+    /// Each tick's duration, first send to last.
+    pub tick_work: LatenessHistogram,
 }
 
 impl WorkerStats {
@@ -63,6 +80,9 @@ impl WorkerStats {
             packets_forwarded: get(&self.packets_forwarded),
             digits: get(&self.digits),
             send_errors: get(&self.send_errors),
+            ticks: get(&self.ticks),
+            max_wake_lateness: Duration::from_micros(get(&self.wake_lateness.max_us)),
+            max_tick_work: Duration::from_micros(get(&self.tick_work.max_us)),
         }
     }
 
@@ -151,6 +171,51 @@ impl LatenessHistogram {
             .fetch_max(other.max_us.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
+    /// A copy of the counts so far, to diff a later [`summary_since`] against.
+    ///
+    /// [`summary_since`]: LatenessHistogram::summary_since
+    pub fn snapshot(&self) -> LatenessHistogram {
+        let mut copy = LatenessHistogram::default();
+        copy.merge(self);
+        copy
+    }
+
+    /// Quantiles of what was recorded after `earlier` (a [`snapshot`] of
+    /// this histogram); `max` is the bucket edge there (the exact maximum
+    /// is only kept over the whole life).
+    ///
+    /// [`snapshot`]: LatenessHistogram::snapshot
+    pub fn summary_since(&self, earlier: &LatenessHistogram) -> LatenessSummary {
+        let window = LatenessHistogram::default();
+        let mut top = 0;
+        for (i, ((w, now), then)) in window
+            .buckets
+            .iter()
+            .zip(&self.buckets)
+            .zip(&earlier.buckets)
+            .enumerate()
+        {
+            let n = now
+                .load(Ordering::Relaxed)
+                .saturating_sub(then.load(Ordering::Relaxed));
+            w.store(n, Ordering::Relaxed);
+            if n > 0 {
+                top = i;
+            }
+        }
+        let max = if window
+            .buckets
+            .iter()
+            .all(|b| b.load(Ordering::Relaxed) == 0)
+        {
+            0
+        } else {
+            upper_edge_us(top).min(self.max_us.load(Ordering::Relaxed))
+        };
+        window.max_us.store(max, Ordering::Relaxed);
+        window.summary()
+    }
+
     /// p50, p99 and max of what was recorded.
     pub fn summary(&self) -> LatenessSummary {
         let counts: Vec<u64> = self
@@ -203,5 +268,24 @@ mod tests {
         assert_eq!(bucket_of(2_000), FINE);
         assert_eq!(bucket_of(19_999), FINE + COARSE - 1);
         assert_eq!(bucket_of(u64::MAX), FINE + COARSE);
+    }
+
+    /// A window's quantiles count only what came after the snapshot.
+    #[test]
+    fn summary_since_a_snapshot() {
+        let h = LatenessHistogram::default();
+        for _ in 0..100 {
+            h.record(Duration::from_millis(5));
+        }
+        let before = h.snapshot();
+        for _ in 0..100 {
+            h.record(Duration::from_micros(60));
+        }
+        let s = h.summary_since(&before);
+        assert_eq!(s.count, 100);
+        assert_eq!(s.p99, Duration::from_micros(75));
+        assert_eq!(s.max, Duration::from_micros(75));
+        assert_eq!(h.summary().max, Duration::from_millis(5));
+        assert_eq!(h.summary_since(&h.snapshot()).count, 0);
     }
 }

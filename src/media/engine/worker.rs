@@ -1,20 +1,34 @@
 //! The driver of one media worker: a plain OS thread with a `mio::Poll`
 //! over its legs' RTP and RTCP sockets, a `mio::Waker` for commands from
-//! the handles, and the worker's [`TickClock`] (DESIGN §4): a 5 ms grid
-//! on which each leg has one phase, so it sends every 20 ms.
+//! the handles, and the worker's [`TickClock`] (DESIGN §4): a 2 ms grid
+//! on which each leg has one phase ([`PhasePlan`]), so it sends every
+//! 20 ms.
 //!
 //! Received datagrams are handled the moment the poll reports them (a
-//! bridged packet is relayed before the worker sleeps again). The poll
-//! sleeps until the next tick in whole milliseconds (epoll's resolution)
-//! and covers the last sub-millisecond with short sleeps between
-//! zero-timeout polls, so ticks start within tens of microseconds of the
-//! grid without delaying received packets by more than that.
+//! bridged packet is relayed before the worker sleeps again), but a due
+//! tick goes first: between two sockets the worker checks the clock, so a
+//! burst of arriving packets never holds back the frames due to leave.
+//! The tick's deadline is a `timerfd` in the poll (Linux; [`timer`]):
+//! the kernel wakes the worker at the deadline to the microsecond, where
+//! epoll's own timeout has millisecond resolution and 50 µs of slack.
+//! Elsewhere the poll sleeps in whole milliseconds and covers the last
+//! one with short sleeps between zero-timeout polls.
+//!
+//! A readable socket is read with one `recvmmsg` for all it holds
+//! ([`RecvBatch`]). Each frame is one `sendto` from its leg's own socket
+//! (symmetric RTP: the source port is the leg's), so `sendmmsg`, which
+//! batches datagrams of one socket, has nothing to batch on the tick.
+//!
+//! Every [`STATS_INTERVAL`] a worker with legs logs (at `debug`) its
+//! timing over the interval: send time off the grid, wake-up lateness and
+//! tick work, p50/p99/max.
 //!
 //! Recordings are written by a companion thread per worker (file I/O never
 //! runs on the media clock).
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
@@ -24,9 +38,10 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::clock::{PHASES, Tick, TickClock};
+use super::batch::RecvBatch;
+use super::clock::{PHASES, PhasePlan, Tick, TickClock};
 use super::leg::{LegConfig, LegCore, RecordOutput, Transmit, TransmitTo};
-use super::stats::WorkerStats;
+use super::stats::{LatenessHistogram, WorkerStats};
 use super::{EngineConfig, EngineError, LegCommand, LegEvent, LegEventKind, LegId, LegSetup};
 use crate::media::port_pool::PortLease;
 use crate::media::recorder::{Layout, Recorder};
@@ -34,9 +49,12 @@ use crate::media::rtp::RtpSender;
 use crate::media::rtp::rtcp::NtpTime;
 
 const WAKER: Token = Token(usize::MAX);
-/// Datagrams read from one socket per readiness event before the others
-/// get a turn (the socket is polled again at once).
-const READ_BUDGET: usize = 64;
+const TIMER: Token = Token(usize::MAX - 1);
+/// How often a busy worker logs its timing (at `debug`).
+pub(crate) const STATS_INTERVAL: Duration = Duration::from_secs(10);
+/// Batches read from one socket per readiness event before the others get
+/// a turn (the socket is read again before the worker sleeps).
+const READ_ROUNDS: usize = 4;
 /// Largest datagram read; longer ones are truncated (and fail to parse).
 const MAX_DATAGRAM: usize = 2048;
 /// Commands handled per wake-up before packets and ticks get a turn.
@@ -90,10 +108,14 @@ pub(crate) fn spawn(index: usize, config: &EngineConfig) -> Result<WorkerHandle,
         free: Vec::new(),
         by_id: HashMap::new(),
         clock: TickClock::new(Instant::now()),
+        phases: PhasePlan::default(),
+        timer: None,
+        armed: None,
+        window: Window::new(Instant::now(), &stats),
         stats: stats.clone(),
         config: config.leg.clone(),
         recorder: rec_tx,
-        recv_buf: vec![0; MAX_DATAGRAM].into_boxed_slice(),
+        batch: Some(Box::new(RecvBatch::new(MAX_DATAGRAM))),
         send_buf: vec![0; MAX_DATAGRAM].into_boxed_slice(),
         again: Vec::new(),
         stopping: false,
@@ -116,6 +138,8 @@ struct Slot {
     events: UnboundedSender<LegEvent>,
     /// Slot index of the bridged leg.
     peer: Option<usize>,
+    /// The phase of the 20 ms interval the leg sends in.
+    phase: u64,
 }
 
 struct Worker {
@@ -125,10 +149,18 @@ struct Worker {
     free: Vec<usize>,
     by_id: HashMap<LegId, usize>,
     clock: TickClock,
+    phases: PhasePlan,
+    /// The tick deadline as a kernel timer in the poll, where there is one.
+    timer: Option<timer::TickTimer>,
+    /// The deadline the timer is armed for.
+    armed: Option<Instant>,
+    /// Where the current stats interval started.
+    window: Window,
     stats: Arc<WorkerStats>,
     config: LegConfig,
     recorder: mpsc::Sender<RecordJob>,
-    recv_buf: Box<[u8]>,
+    /// Receive buffers (taken while a socket is read).
+    batch: Option<Box<RecvBatch>>,
     send_buf: Box<[u8]>,
     /// Sockets whose read budget ran out: read again before sleeping.
     again: Vec<Token>,
@@ -150,6 +182,7 @@ fn untoken(token: Token) -> (usize, TransmitTo) {
 
 impl Worker {
     fn run(mut self) {
+        self.timer = self.register_timer();
         let mut events = Events::with_capacity(1024);
         while !self.stopping {
             let timeout = self.poll_timeout();
@@ -161,33 +194,99 @@ impl Worker {
             }
             let mut ready = std::mem::take(&mut self.again);
             for event in events.iter() {
-                if event.token() == WAKER {
-                    continue;
-                }
-                if !ready.contains(&event.token()) {
-                    ready.push(event.token());
+                match event.token() {
+                    WAKER => {}
+                    TIMER => {
+                        if let Some(timer) = &self.timer {
+                            timer.clear();
+                        }
+                    }
+                    t if !ready.contains(&t) => ready.push(t),
+                    _ => {}
                 }
             }
+            self.run_due_tick();
             for t in ready.drain(..) {
                 self.read_socket(t);
+                // Frames due to leave go before the rest of the burst.
+                self.run_due_tick();
             }
             self.handle_commands();
-            if let Some(tick) = self.clock.poll_tick(Instant::now()) {
-                self.tick(tick);
-            }
+            self.run_due_tick();
         }
         self.close_all();
     }
 
-    /// How long to sleep in the poll: until the tick in whole
-    /// milliseconds; under a millisecond away, a short sleep and a
-    /// zero-timeout poll.
-    fn poll_timeout(&self) -> Option<Duration> {
+    /// The kernel timer for tick deadlines, registered in the poll; `None`
+    /// (the poll timeout is used) where there is none.
+    fn register_timer(&self) -> Option<timer::TickTimer> {
+        let timer = match timer::TickTimer::new() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(cause = %e, "no tick timer; ticks wait on the poll timeout");
+                return None;
+            }
+        };
+        match timer.register(self.poll.registry(), TIMER) {
+            Ok(()) => Some(timer),
+            Err(e) => {
+                tracing::debug!(cause = %e, "cannot poll the tick timer");
+                None
+            }
+        }
+    }
+
+    /// Runs the tick if its deadline has passed and the worker has legs (an
+    /// idle worker sleeps until a leg opens), and the stats interval.
+    fn run_due_tick(&mut self) {
+        let now = Instant::now();
+        if let Some(tick) = self.clock.poll_tick(now)
+            && !self.by_id.is_empty()
+        {
+            self.stats
+                .wake_lateness
+                .record(now.saturating_duration_since(tick.deadline));
+            WorkerStats::add(&self.stats.ticks, 1);
+            self.tick(tick);
+            self.stats.tick_work.record(now.elapsed());
+            if now >= self.window.ends {
+                self.window.log(now, &self.stats, &self.phases);
+            }
+        }
+    }
+
+    /// How long to sleep in the poll. With the kernel timer: until a
+    /// packet, a command or the timer (armed for the next deadline).
+    /// Without: until the tick in whole milliseconds; under a millisecond
+    /// away, a short sleep and a zero-timeout poll.
+    fn poll_timeout(&mut self) -> Option<Duration> {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
+        if self.by_id.is_empty() {
+            // Idle: no tick until a leg opens (which starts a new grid).
+            return None;
+        }
         let now = Instant::now();
-        let remaining = self.clock.poll_timeout().saturating_duration_since(now);
+        let deadline = self.clock.poll_timeout();
+        let remaining = deadline.saturating_duration_since(now);
+        if let Some(timer) = &self.timer {
+            if remaining.is_zero() {
+                return Some(Duration::ZERO);
+            }
+            if self.armed == Some(deadline) {
+                return None;
+            }
+            match timer.arm(remaining) {
+                Ok(()) => {
+                    self.armed = Some(deadline);
+                    return None;
+                }
+                Err(e) => {
+                    tracing::debug!(cause = %e, "tick timer not armed");
+                }
+            }
+        }
         if remaining >= Duration::from_millis(1) {
             return Some(Duration::from_millis(remaining.as_millis() as u64));
         }
@@ -197,46 +296,70 @@ impl Worker {
         Some(Duration::ZERO)
     }
 
+    /// Reads what is queued on one socket, in batches ([`RecvBatch`]); a
+    /// socket with more than [`READ_ROUNDS`] batches waiting gets another
+    /// turn after the others.
     fn read_socket(&mut self, t: Token) {
         let (index, via) = untoken(t);
-        for _ in 0..READ_BUDGET {
-            let Some(Some(slot)) = self.slots.get_mut(index) else {
-                return;
+        let Some(mut batch) = self.batch.take() else {
+            return;
+        };
+        for round in 0.. {
+            if round == READ_ROUNDS {
+                self.again.push(t);
+                break;
+            }
+            let Some(Some(slot)) = self.slots.get(index) else {
+                break;
             };
             let socket = match via {
                 TransmitTo::Rtp => &slot.rtp,
                 TransmitTo::Rtcp => &slot.rtcp,
             };
-            let (len, src) = match socket.recv_from(&mut self.recv_buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            let drained = match batch.recv(socket) {
+                Ok(drained) => drained,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors surface here on Linux; the socket is fine.
                     tracing::trace!(cause = %e, "media socket receive error");
                     continue;
                 }
             };
-            let now = Instant::now();
-            let bytes = self.recv_buf.get(..len).unwrap_or(&[]);
-            match via {
-                TransmitTo::Rtcp => slot.core.handle_rtcp(now, src, bytes),
-                TransmitTo::Rtp => {
-                    WorkerStats::add(&self.stats.packets_received, 1);
-                    let peer = slot.peer;
-                    let relay = slot.core.handle_rtp(now, src, bytes);
-                    if let (Some(relay), Some(p)) = (relay, peer)
-                        && let Some(Some(other)) = self.slots.get_mut(p)
-                        && let Some(tx) = other.core.handle_relay(now, &relay, &mut self.send_buf)
-                    {
-                        WorkerStats::add(&self.stats.packets_forwarded, 1);
-                        send(&self.stats, other, &self.send_buf, tx);
-                    }
+            for i in 0..batch.len() {
+                if let Some((bytes, Some(src))) = batch.get(i) {
+                    self.handle_datagram(index, via, bytes, src);
                 }
             }
             self.drain(index);
+            if drained {
+                break;
+            }
         }
-        self.again.push(t);
+        self.batch = Some(batch);
+    }
+
+    /// One datagram received on a leg's socket: RTCP to the core, RTP to
+    /// the core and, across a bridge, relayed to the other leg at once.
+    fn handle_datagram(&mut self, index: usize, via: TransmitTo, bytes: &[u8], src: SocketAddr) {
+        let Some(Some(slot)) = self.slots.get_mut(index) else {
+            return;
+        };
+        let now = Instant::now();
+        match via {
+            TransmitTo::Rtcp => slot.core.handle_rtcp(now, src, bytes),
+            TransmitTo::Rtp => {
+                WorkerStats::add(&self.stats.packets_received, 1);
+                let peer = slot.peer;
+                let relay = slot.core.handle_rtp(now, src, bytes);
+                if let (Some(relay), Some(p)) = (relay, peer)
+                    && let Some(Some(other)) = self.slots.get_mut(p)
+                    && let Some(tx) = other.core.handle_relay(now, &relay, &mut self.send_buf)
+                {
+                    WorkerStats::add(&self.stats.packets_forwarded, 1);
+                    send(&self.stats, other, &self.send_buf, tx);
+                }
+            }
+        }
     }
 
     /// Hands the leg's events to its call and its audio to the recorder.
@@ -263,8 +386,7 @@ impl Worker {
         }
     }
 
-    /// Runs the legs whose phase the tick (and any it skipped) holds;
-    /// a leg's phase is its slot index modulo [`PHASES`].
+    /// Runs the legs whose phase the tick (and any it skipped) holds.
     fn tick(&mut self, tick: Tick) {
         if tick.missed > 0 {
             WorkerStats::add(&self.stats.late_ticks, 1);
@@ -274,8 +396,10 @@ impl Worker {
             let Some((missed, deadline)) = self.clock.phase_due(&tick, phase) else {
                 continue;
             };
-            let step = PHASES as usize;
-            for index in (phase as usize..self.slots.len()).step_by(step) {
+            for at in 0..self.phases.members(phase).len() {
+                let Some(&index) = self.phases.members(phase).get(at) else {
+                    break;
+                };
                 let Some(Some(slot)) = self.slots.get_mut(index) else {
                     continue;
                 };
@@ -342,6 +466,12 @@ impl Worker {
             events,
             ..
         } = setup;
+        if self.by_id.is_empty() {
+            // The first leg after an idle spell: a fresh grid from now, so
+            // the first tick does not count the idle time as missed.
+            self.clock = TickClock::new(now);
+            self.armed = None;
+        }
         let index = self.free.pop().unwrap_or(self.slots.len());
         let mut rtp = UdpSocket::from_std(rtp);
         let mut rtcp = UdpSocket::from_std(rtcp);
@@ -376,6 +506,7 @@ impl Worker {
             .unwrap_or_default();
         let ntp = NtpTime::from_unix(wall.as_secs(), wall.subsec_nanos());
         let core = LegCore::new(self.config.clone(), negotiated, sender, now, ntp);
+        let phase = self.phases.add(index);
         let slot = Slot {
             id,
             core,
@@ -384,6 +515,7 @@ impl Worker {
             _lease: lease,
             events,
             peer: None,
+            phase,
         };
         if index == self.slots.len() {
             self.slots.push(Some(slot));
@@ -440,6 +572,7 @@ impl Worker {
         let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else {
             return;
         };
+        self.phases.remove(index, slot.phase);
         let registry = self.poll.registry();
         let _ = registry.deregister(&mut slot.rtp);
         let _ = registry.deregister(&mut slot.rtcp);
@@ -478,6 +611,170 @@ fn send(stats: &WorkerStats, slot: &Slot, buf: &[u8], tx: Transmit) {
     if let Err(e) = socket.send_to(bytes, tx.to) {
         WorkerStats::add(&stats.send_errors, 1);
         tracing::trace!(leg = %slot.id, cause = %e, "media send failed");
+    }
+}
+
+/// The worker's timing over one stats interval, logged at its end.
+struct Window {
+    ends: Instant,
+    lateness: LatenessHistogram,
+    wake: LatenessHistogram,
+    work: LatenessHistogram,
+    late_ticks: u64,
+}
+
+impl Window {
+    fn new(now: Instant, stats: &WorkerStats) -> Window {
+        Window {
+            ends: now + STATS_INTERVAL,
+            lateness: stats.lateness.snapshot(),
+            wake: stats.wake_lateness.snapshot(),
+            work: stats.tick_work.snapshot(),
+            late_ticks: stats.late_ticks.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Logs the interval (when the worker has legs) and starts the next.
+    fn log(&mut self, now: Instant, stats: &WorkerStats, phases: &PhasePlan) {
+        let legs = stats.legs.load(std::sync::atomic::Ordering::Relaxed);
+        if legs > 0 {
+            let sent = stats.lateness.summary_since(&self.lateness);
+            let wake = stats.wake_lateness.summary_since(&self.wake);
+            let work = stats.tick_work.summary_since(&self.work);
+            let late_ticks = stats
+                .late_ticks
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .saturating_sub(self.late_ticks);
+            let sizes = phases.sizes();
+            tracing::debug!(
+                legs,
+                frames = sent.count,
+                send_p50_us = sent.p50.as_micros() as u64,
+                send_p99_us = sent.p99.as_micros() as u64,
+                send_max_us = sent.max.as_micros() as u64,
+                wake_p50_us = wake.p50.as_micros() as u64,
+                wake_p99_us = wake.p99.as_micros() as u64,
+                wake_max_us = wake.max.as_micros() as u64,
+                work_p50_us = work.p50.as_micros() as u64,
+                work_p99_us = work.p99.as_micros() as u64,
+                work_max_us = work.max.as_micros() as u64,
+                late_ticks,
+                phase_min = sizes.iter().min().copied().unwrap_or(0),
+                phase_max = sizes.iter().max().copied().unwrap_or(0),
+                "media worker timing"
+            );
+        }
+        *self = Window::new(now, stats);
+    }
+}
+
+/// The tick deadline as a kernel timer the poll waits on.
+mod timer {
+    #[cfg(target_os = "linux")]
+    pub use linux::TickTimer;
+    #[cfg(not(target_os = "linux"))]
+    pub use other::TickTimer;
+
+    #[cfg(target_os = "linux")]
+    mod linux {
+        use std::io;
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        use std::time::Duration;
+
+        use mio::unix::SourceFd;
+        use mio::{Interest, Registry, Token};
+
+        /// A non-blocking `timerfd` on `CLOCK_MONOTONIC` (the clock of
+        /// `Instant` on Linux). Its expiry is exact to the kernel's
+        /// high-resolution timer, with no slack added.
+        pub struct TickTimer {
+            fd: OwnedFd,
+        }
+
+        impl TickTimer {
+            pub fn new() -> io::Result<TickTimer> {
+                // SAFETY: plain syscall with constant arguments; a
+                // non-negative result is a new fd we own.
+                let fd = unsafe {
+                    libc::timerfd_create(
+                        libc::CLOCK_MONOTONIC,
+                        libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                    )
+                };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: `fd` was just created and nothing else owns it.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                Ok(TickTimer { fd })
+            }
+
+            pub fn register(&self, registry: &Registry, token: Token) -> io::Result<()> {
+                registry.register(
+                    &mut SourceFd(&self.fd.as_raw_fd()),
+                    token,
+                    Interest::READABLE,
+                )
+            }
+
+            /// Fires once, `after` from now (at least 1 ns: zero disarms).
+            pub fn arm(&self, after: Duration) -> io::Result<()> {
+                let after = after.max(Duration::from_nanos(1));
+                let spec = libc::itimerspec {
+                    it_interval: libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    },
+                    it_value: libc::timespec {
+                        tv_sec: after.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+                        tv_nsec: after.subsec_nanos().into(),
+                    },
+                };
+                // SAFETY: a valid timerfd, a pointer to a live itimerspec,
+                // and a null old-value pointer (allowed).
+                let rc = unsafe {
+                    libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+                };
+                if rc < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            }
+
+            /// Reads the expiry count so the fd stops being readable.
+            pub fn clear(&self) {
+                let mut count = [0u8; 8];
+                // SAFETY: reads at most 8 bytes into a live 8-byte buffer.
+                // A would-block (not expired) result is fine to ignore.
+                let _ = unsafe {
+                    libc::read(self.fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len())
+                };
+            }
+        }
+    }
+
+    /// No kernel timer here: the poll timeout stands in.
+    #[cfg(not(target_os = "linux"))]
+    mod other {
+        use std::io;
+        use std::time::Duration;
+
+        use mio::{Registry, Token};
+
+        pub struct TickTimer;
+
+        impl TickTimer {
+            pub fn new() -> io::Result<TickTimer> {
+                Err(io::ErrorKind::Unsupported.into())
+            }
+            pub fn register(&self, _: &Registry, _: Token) -> io::Result<()> {
+                Err(io::ErrorKind::Unsupported.into())
+            }
+            pub fn arm(&self, _: Duration) -> io::Result<()> {
+                Err(io::ErrorKind::Unsupported.into())
+            }
+            pub fn clear(&self) {}
+        }
     }
 }
 
