@@ -103,6 +103,44 @@ pub fn dial(
     (control_tx, events_rx)
 }
 
+/// Whom a call rings, on every device alike: the [`AgentDial`] fields that
+/// do not depend on the device.
+pub struct RingAgent {
+    pub login: String,
+    pub caller: Option<String>,
+    pub ring_timeout: Duration,
+    pub near: LegId,
+    pub screen_pop: Option<super::screen::ScreenPop>,
+}
+
+/// Rings `devices` (each a contact and where to send to; newest
+/// registration first) for `ring`: [`dial_forked`] over one [`AgentDial`]
+/// per device.
+pub fn ring_devices(
+    services: Arc<CallServices>,
+    commands: mpsc::UnboundedSender<EndpointCommand>,
+    ring: RingAgent,
+    devices: Vec<(Uri, crate::sip::peer::Peer)>,
+) -> (
+    mpsc::UnboundedSender<AgentControl>,
+    mpsc::UnboundedReceiver<AgentEvent>,
+) {
+    tracing::info!(login = %ring.login, devices = devices.len(), "ringing the agent");
+    let dials = devices
+        .into_iter()
+        .map(|(contact, dest)| AgentDial {
+            login: ring.login.clone(),
+            contact,
+            dest,
+            caller: ring.caller.clone(),
+            ring_timeout: ring.ring_timeout,
+            near: ring.near,
+            screen_pop: ring.screen_pop.clone(),
+        })
+        .collect();
+    dial_forked(services, commands, dials)
+}
+
 /// Rings every device of one agent at once (parallel forking): one
 /// [`dial`] per registered contact, seen by the caller's task as a single
 /// agent leg. The first device to answer wins and the others are ended

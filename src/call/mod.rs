@@ -710,20 +710,19 @@ impl Call {
                         direct_target = direct.then(|| login.clone());
                         let caller = self.caller_number();
                         let screen_pop = self.screen_pop().await.0;
-                        let dials = devices
-                            .into_iter()
-                            .map(|(contact, dest)| agent::AgentDial {
-                                login: login.clone(),
-                                contact,
-                                dest,
-                                caller: caller.clone(),
-                                ring_timeout: timeout,
-                                near,
-                                screen_pop: screen_pop.clone(),
-                            })
-                            .collect();
-                        let (control, events) =
-                            agent::dial_forked(self.services.clone(), self.commands.clone(), dials);
+                        let ringing = agent::RingAgent {
+                            login,
+                            caller,
+                            ring_timeout: timeout,
+                            near,
+                            screen_pop,
+                        };
+                        let (control, events) = agent::ring_devices(
+                            self.services.clone(),
+                            self.commands.clone(),
+                            ringing,
+                            devices,
+                        );
                         agent = Some(control);
                         agent_rx = Some(events);
                     }

@@ -159,21 +159,23 @@ impl Call {
         self.announce_offer(facts, &login, &q.queue);
         // Newest first, so a single device is dialled exactly as before.
         bindings.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
-        let dials: Vec<agent::AgentDial> = bindings
+        let devices = bindings
             .into_iter()
-            .map(|binding| agent::AgentDial {
-                login: login.clone(),
-                contact: binding.contact.uri,
-                dest: binding.source,
-                caller: self.caller_number(),
-                ring_timeout: ring,
-                near: s.leg().id(),
-                screen_pop: screen_pop.clone(),
-            })
+            .map(|b| (b.contact.uri, b.source))
             .collect();
-        tracing::info!(%login, devices = dials.len(), "ringing the agent");
-        let (control, mut events) =
-            agent::dial_forked(self.services.clone(), self.commands.clone(), dials);
+        let ringing = agent::RingAgent {
+            login: login.clone(),
+            caller: self.caller_number(),
+            ring_timeout: ring,
+            near: s.leg().id(),
+            screen_pop,
+        };
+        let (control, mut events) = agent::ring_devices(
+            self.services.clone(),
+            self.commands.clone(),
+            ringing,
+            devices,
+        );
         let tx = q.offers.clone();
         let tag = login.clone();
         tokio::spawn(async move {
@@ -371,20 +373,19 @@ impl Call {
         s.play_hold_music(&q.queue);
         q.referring = true;
         let screen_pop = self.screen_pop().await.0;
-        let dials = devices
-            .into_iter()
-            .map(|(contact, dest)| agent::AgentDial {
-                login: login.clone(),
-                contact,
-                dest,
-                caller: self.caller_number(),
-                ring_timeout: s.ring_timeout(&q.queue),
-                near: s.leg().id(),
-                screen_pop: screen_pop.clone(),
-            })
-            .collect();
-        let (control, events) =
-            agent::dial_forked(self.services.clone(), self.commands.clone(), dials);
+        let ringing = agent::RingAgent {
+            login: login.clone(),
+            caller: self.caller_number(),
+            ring_timeout: s.ring_timeout(&q.queue),
+            near: s.leg().id(),
+            screen_pop,
+        };
+        let (control, events) = agent::ring_devices(
+            self.services.clone(),
+            self.commands.clone(),
+            ringing,
+            devices,
+        );
         Some((control, events, direct.then_some(login)))
     }
 
