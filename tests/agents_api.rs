@@ -251,4 +251,25 @@ fn a_pause_survives_a_restart() {
     switch.restart();
     let (_, body) = api(&switch, "GET", "/api/v1/agents/carol", None);
     assert_eq!(body["pause_reason"], json!(null), "{body}");
+    // Registrations do not outlive the process: the store says offline
+    // (not the `available` of the last run) until her phone registers.
+    let url = common::db_url(&switch.dir);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stored = rt.block_on(async {
+            let store = Store::connect(&url).await.unwrap();
+            let agent = store.agents().get("carol").await.unwrap().unwrap();
+            store.close().await;
+            agent.state
+        });
+        if stored == "offline" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stored state {stored}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -360,6 +360,11 @@ impl Driver {
         };
         for agent in agents {
             self.add_agent(now, &agent);
+            // Registrations do not outlive the process: an agent stored as
+            // available is offline until its phone registers again.
+            if self.stored.get(&agent.login) == Some(&Stored::Available) {
+                self.persist(&agent.login, Stored::Offline, None);
+            }
         }
     }
 
