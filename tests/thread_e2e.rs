@@ -389,3 +389,37 @@ fn the_event_stream_closes_cleanly_at_shutdown() {
     });
     assert_eq!(close.map(|f| f.code), Some(CloseCode::Away));
 }
+
+/// A flow's `transfer` to an agent pops the screen too: `call.offered`
+/// names the agent, no queue, and the reason `transfer to alice`.
+#[test]
+fn a_transfer_to_an_agent_is_offered_on_the_event_stream() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("e2e-transfer", &["--digest-algorithms", "MD5"], |dir| {
+        common::add_agent(dir, "alice", "s3cret", &[]);
+        dir.write(
+            "flows/transfer.yaml",
+            "name: transfer\nnumbers: [\"400\"]\nstart: xfer\nnodes:\n  xfer: { transfer: alice, timeout: 10s, next: bye }\n  bye: { hangup: {} }\n",
+        );
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let events = subscribe(&rt, &switch, "call.");
+    let phone = common::agent_phone(&switch, "alice", "s3cret");
+    let caller = RawCaller::dial(&switch, "400", CALLER, "e2e-xfer-1");
+    let offered = events.wait("call.offered", "transfer to alice", |d| {
+        d["call_id"] == "e2e-xfer-1"
+    });
+    assert_eq!(offered["agent"], "alice", "{offered}");
+    assert_eq!(offered["queue"], Value::Null, "{offered}");
+    assert_eq!(offered["reason"], "transfer to alice", "{offered}");
+    assert!(
+        offered["caller"].as_str().unwrap().contains("4155550123"),
+        "{offered}"
+    );
+    switch.wait_log("bridged to the transfer target");
+    caller.bye();
+    let out = phone.wait_with_output().expect("sipp agent");
+    assert_sipp_ok(&out, &switch, "agent phone answering");
+}

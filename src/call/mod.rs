@@ -709,7 +709,10 @@ impl Call {
                     Some((login, devices)) => {
                         direct_target = direct.then(|| login.clone());
                         let caller = self.caller_number();
-                        let screen_pop = self.screen_pop().await.0;
+                        let (screen_pop, facts) = self.screen_pop().await;
+                        if direct {
+                            self.announce_offer(facts, &login, None);
+                        }
                         let ringing = agent::RingAgent {
                             login,
                             caller,

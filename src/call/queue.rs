@@ -156,7 +156,7 @@ impl Call {
             return;
         }
         let (screen_pop, facts) = self.screen_pop().await;
-        self.announce_offer(facts, &login, &q.queue);
+        self.announce_offer(facts, &login, Some(&q.queue));
         // Newest first, so a single device is dialled exactly as before.
         bindings.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
         let devices = bindings
@@ -372,7 +372,10 @@ impl Call {
         s.leg().unbridge();
         s.play_hold_music(&q.queue);
         q.referring = true;
-        let screen_pop = self.screen_pop().await.0;
+        let (screen_pop, facts) = self.screen_pop().await;
+        if direct {
+            self.announce_offer(facts, &login, None);
+        }
         let ringing = agent::RingAgent {
             login: login.clone(),
             caller: self.caller_number(),

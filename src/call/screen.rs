@@ -95,16 +95,21 @@ impl Call {
     }
 
     /// Publishes `call.offered` for ringing `agent` from `queue`.
-    pub(super) fn announce_offer(&self, state: LogState, agent: &str, queue: &str) {
-        let reason = offer_reason(
-            agent,
-            self.preferred_agent
-                .clone()
-                .or_else(|| self.log.preferred_agent())
-                .as_deref(),
-            state.priority.unwrap_or(0),
-            queue,
-        );
+    /// Publishes `call.offered`: `queue` offers the caller to `agent`, or
+    /// with `None` a transfer (the flow's or an agent's REFER) rings it.
+    pub(super) fn announce_offer(&self, state: LogState, agent: &str, queue: Option<&str>) {
+        let reason = match queue {
+            Some(queue) => offer_reason(
+                agent,
+                self.preferred_agent
+                    .clone()
+                    .or_else(|| self.log.preferred_agent())
+                    .as_deref(),
+                state.priority.unwrap_or(0),
+                queue,
+            ),
+            None => format!("transfer to {agent}"),
+        };
         publish_offered(
             self.services.store.clone(),
             self.services.events.clone(),
@@ -112,7 +117,7 @@ impl Call {
                 id: state.row,
                 call_id: self.setup.call_id.clone(),
                 agent: agent.to_owned(),
-                queue: queue.to_owned(),
+                queue: queue.map(str::to_owned),
                 caller: self.caller_number(),
                 contact: state.contact,
                 thread: state.thread,
@@ -141,7 +146,8 @@ pub struct Offer {
     /// The caller's SIP Call-ID.
     pub call_id: String,
     pub agent: String,
-    pub queue: String,
+    /// The queue offering the caller; `None` for a transfer.
+    pub queue: Option<String>,
     pub caller: Option<String>,
     pub contact: Option<ContactId>,
     pub thread: Option<ThreadId>,
