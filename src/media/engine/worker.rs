@@ -140,6 +140,12 @@ struct Slot {
     peer: Option<usize>,
     /// The phase of the 20 ms interval the leg sends in.
     phase: u64,
+    /// The RTP socket wakes the worker when a packet arrives (bridged
+    /// legs relay at once). Other legs' RTP is read at their phase of the
+    /// tick, just before their frame goes out: one read per 20 ms instead
+    /// of one wake-up per packet, and a digit still cuts a barge-in prompt
+    /// at the next frame.
+    rtp_watched: bool,
 }
 
 struct Worker {
@@ -400,6 +406,11 @@ impl Worker {
                 let Some(&index) = self.phases.members(phase).get(at) else {
                     break;
                 };
+                // What arrived since the last frame, first: a digit in it
+                // cuts a barge-in prompt before this frame.
+                if matches!(self.slots.get(index), Some(Some(slot)) if !slot.rtp_watched) {
+                    self.read_socket(token(index, TransmitTo::Rtp));
+                }
                 let Some(Some(slot)) = self.slots.get_mut(index) else {
                     continue;
                 };
@@ -473,21 +484,18 @@ impl Worker {
             self.armed = None;
         }
         let index = self.free.pop().unwrap_or(self.slots.len());
-        let mut rtp = UdpSocket::from_std(rtp);
+        let rtp = UdpSocket::from_std(rtp);
         let mut rtcp = UdpSocket::from_std(rtcp);
         let registry: &Registry = self.poll.registry();
-        let registered = registry
-            .register(&mut rtp, token(index, TransmitTo::Rtp), Interest::READABLE)
-            .and_then(|()| {
-                registry.register(
-                    &mut rtcp,
-                    token(index, TransmitTo::Rtcp),
-                    Interest::READABLE,
-                )
-            });
+        // RTP is read at the leg's tick phase until it is bridged (see
+        // `Slot::rtp_watched`); RTCP is rare and read when it comes.
+        let registered = registry.register(
+            &mut rtcp,
+            token(index, TransmitTo::Rtcp),
+            Interest::READABLE,
+        );
         if let Err(e) = registered {
             tracing::error!(leg = %id, cause = %e, "cannot register media sockets");
-            let _ = registry.deregister(&mut rtp);
             self.free.push(index);
             self.stats
                 .legs
@@ -516,6 +524,7 @@ impl Worker {
             events,
             peer: None,
             phase,
+            rtp_watched: false,
         };
         if index == self.slots.len() {
             self.slots.push(Some(slot));
@@ -540,6 +549,34 @@ impl Worker {
                 slot.peer = Some(other);
                 slot.core.set_bridged(true);
             }
+            self.watch_rtp(me, true);
+        }
+    }
+
+    /// Whether the leg's RTP socket wakes the worker (`Slot::rtp_watched`).
+    /// Registering a socket with packets already queued reports it ready at
+    /// once, so nothing waits for the next packet.
+    fn watch_rtp(&mut self, index: usize, watch: bool) {
+        let Some(Some(slot)) = self.slots.get_mut(index) else {
+            return;
+        };
+        if slot.rtp_watched == watch {
+            return;
+        }
+        let registry = self.poll.registry();
+        let done = if watch {
+            registry.register(
+                &mut slot.rtp,
+                token(index, TransmitTo::Rtp),
+                Interest::READABLE,
+            )
+        } else {
+            registry.deregister(&mut slot.rtp)
+        };
+        match done {
+            Ok(()) => slot.rtp_watched = watch,
+            // Unwatched, the socket is still read at every tick.
+            Err(e) => tracing::warn!(leg = %slot.id, cause = %e, "media socket watch not changed"),
         }
     }
 
@@ -551,9 +588,13 @@ impl Worker {
             }
             _ => None,
         };
-        if let Some(Some(other)) = peer.and_then(|p| self.slots.get_mut(p)) {
-            other.core.set_bridged(false);
-            other.peer = None;
+        self.watch_rtp(index, false);
+        if let Some(p) = peer {
+            if let Some(Some(other)) = self.slots.get_mut(p) {
+                other.core.set_bridged(false);
+                other.peer = None;
+            }
+            self.watch_rtp(p, false);
         }
     }
 
@@ -574,7 +615,9 @@ impl Worker {
         };
         self.phases.remove(index, slot.phase);
         let registry = self.poll.registry();
-        let _ = registry.deregister(&mut slot.rtp);
+        if slot.rtp_watched {
+            let _ = registry.deregister(&mut slot.rtp);
+        }
         let _ = registry.deregister(&mut slot.rtcp);
         let stats = slot.core.stats();
         let _ = slot.events.send(LegEvent {
