@@ -254,3 +254,91 @@ impl ActiveTracker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_call<'a>(
+        calls: &ActiveCalls,
+        id: &'a str,
+        log: watch::Receiver<LogState>,
+    ) -> ActiveEntry {
+        calls.register(NewActive {
+            call_id: id,
+            from: "sip:+14155550123@example.com".into(),
+            to: "sip:100@switch".into(),
+            flow: "main",
+            started_at: 1_000,
+            ringing: true,
+            log,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_call_is_listed_while_its_entry_lives_and_moves_along() {
+        let calls = ActiveCalls::default();
+        let (log_tx, log) = watch::channel(LogState::default());
+        let entry = new_call(&calls, "c1", log);
+        assert_eq!(calls.get("c1").unwrap().state, Stage::Ringing);
+        entry.answered();
+        let tracker = entry.tracker();
+        tracker.follow(&CallEvent::Queued {
+            queue: "support".into(),
+            priority: 1,
+            reason: None,
+        });
+        assert_eq!(calls.get("c1").unwrap().state, Stage::Queued);
+        tracker.follow(&CallEvent::Answered {
+            agent: "alice".into(),
+        });
+        let call = calls.get("c1").unwrap();
+        assert_eq!(
+            (call.state, call.agent.as_deref()),
+            (Stage::Bridged, Some("alice"))
+        );
+        tracker.back_in_flow();
+        let call = calls.get("c1").unwrap();
+        assert_eq!((call.state, call.agent), (Stage::Ivr, None));
+        assert_eq!(call.queue.as_deref(), Some("support"));
+
+        // Once the call record is written, its id names the call too.
+        assert!(calls.get("row-1").is_none());
+        log_tx.send_modify(|s| s.row = Some("row-1".into()));
+        assert_eq!(calls.get("row-1").unwrap().call_id, "c1");
+
+        drop(entry);
+        assert!(calls.is_empty());
+        assert!(calls.hang_up("c1").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_hang_up_request_reaches_the_call() {
+        let calls = ActiveCalls::default();
+        let (_log_tx, log) = watch::channel(LogState::default());
+        let entry = new_call(&calls, "c2", log);
+        assert!(calls.hang_up("c2").is_some());
+        // The request is kept until the call task looks.
+        tokio::time::timeout(std::time::Duration::from_secs(1), entry.hangup_requested())
+            .await
+            .expect("hang-up request");
+    }
+
+    #[tokio::test]
+    async fn oldest_calls_are_listed_first() {
+        let calls = ActiveCalls::default();
+        let (_tx, log) = watch::channel(LogState::default());
+        let _later = calls.register(NewActive {
+            call_id: "b",
+            from: String::new(),
+            to: String::new(),
+            flow: "main",
+            started_at: 2_000,
+            ringing: false,
+            log: log.clone(),
+        });
+        let _first = new_call(&calls, "a", log);
+        let ids: Vec<String> = calls.list().into_iter().map(|c| c.call_id).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+}
