@@ -171,13 +171,9 @@ impl ActiveCalls {
         Some(slot.view())
     }
 
-    /// Calls in progress.
-    pub fn len(&self) -> usize {
-        lock(&self.calls).len()
-    }
-
+    /// No call in progress.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        lock(&self.calls).is_empty()
     }
 }
 

@@ -125,7 +125,6 @@ pub fn spawn_call(
                 log,
                 link: Some(link),
                 transferred: false,
-                preferred_agent: None,
                 active,
             };
             let outcome = call.run().await;
@@ -164,8 +163,6 @@ struct Call {
     link: Option<tokio::sync::oneshot::Receiver<crate::thread::linking::LinkResult>>,
     /// The call was bridged to a transfer target.
     transferred: bool,
-    /// The assignee or last agent of the caller's open thread.
-    preferred_agent: Option<String>,
     /// The call's entry among the calls in progress (the API's view and
     /// hang-up).
     active: active::ActiveEntry,

@@ -65,10 +65,7 @@ impl Call {
         let (reply, events) = mpsc::unbounded_channel();
         // DESIGN §7: the agent of the caller's thread is offered first
         // (the queue's `prefer_last_agent` says for how long).
-        let preferred = self
-            .preferred_agent
-            .clone()
-            .or_else(|| self.log.preferred_agent());
+        let preferred = self.log.preferred_agent();
         self.log.record(crate::thread::CallEvent::Queued {
             queue: queue.clone(),
             priority: i64::from(priority),

@@ -101,10 +101,7 @@ impl Call {
         let reason = match queue {
             Some(queue) => offer_reason(
                 agent,
-                self.preferred_agent
-                    .clone()
-                    .or_else(|| self.log.preferred_agent())
-                    .as_deref(),
+                state.preferred_agent.as_deref(),
                 state.priority.unwrap_or(0),
                 queue,
             ),
