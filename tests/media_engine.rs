@@ -132,8 +132,15 @@ fn rms(s: &[i16]) -> f64 {
 }
 
 fn engine() -> MediaEngine {
+    engine_with(true)
+}
+
+/// `batched_io: false`: one syscall per datagram, the path taken where the
+/// kernel offers no usable io_uring.
+fn engine_with(batched_io: bool) -> MediaEngine {
     MediaEngine::start(EngineConfig {
         workers: 2,
+        batched_io,
         ..EngineConfig::default()
     })
     .unwrap()
@@ -141,7 +148,16 @@ fn engine() -> MediaEngine {
 
 #[test]
 fn a_prompt_arrives_frame_by_frame_on_the_20ms_grid() {
-    let dir = temp_dir("play");
+    prompt_frame_by_frame(engine(), "play", 31000);
+}
+
+#[test]
+fn a_prompt_arrives_frame_by_frame_one_syscall_per_datagram() {
+    prompt_frame_by_frame(engine_with(false), "play-direct", 35000);
+}
+
+fn prompt_frame_by_frame(engine: MediaEngine, tag: &str, ports: u16) {
+    let dir = temp_dir(tag);
     let wav = dir.join("tone.wav");
     // 0.5 s of 440 Hz at 16 kHz stereo: the loader converts it.
     let spec = hound::WavSpec {
@@ -162,8 +178,7 @@ fn a_prompt_arrives_frame_by_frame_on_the_20ms_grid() {
     let prompt = Arc::new(Prompt::load(&wav, "tone").unwrap());
     assert_eq!(prompt.frame_count(), 25);
 
-    let engine = engine();
-    let pool = PortPool::new(31000..=31999).unwrap();
+    let pool = PortPool::new(ports..=ports + 999).unwrap();
     let caller = phone();
     let mut leg = open(
         &engine,
@@ -247,8 +262,16 @@ fn a_prompt_arrives_frame_by_frame_on_the_20ms_grid() {
 
 #[test]
 fn rfc4733_packets_become_one_digit_event() {
-    let engine = engine();
-    let pool = PortPool::new(32000..=32999).unwrap();
+    rfc4733_one_digit(engine(), 32000);
+}
+
+#[test]
+fn rfc4733_packets_become_one_digit_event_one_syscall_per_datagram() {
+    rfc4733_one_digit(engine_with(false), 36000);
+}
+
+fn rfc4733_one_digit(engine: MediaEngine, ports: u16) {
+    let pool = PortPool::new(ports..=ports + 999).unwrap();
     let caller = phone();
     let mut leg = open(
         &engine,
@@ -315,8 +338,16 @@ fn rfc4733_packets_become_one_digit_event() {
 
 #[test]
 fn bridged_legs_relay_with_rewritten_headers_and_transcoding() {
-    let engine = engine();
-    let pool = PortPool::new(33000..=33999).unwrap();
+    bridged_relay(engine(), 33000);
+}
+
+#[test]
+fn bridged_legs_relay_one_syscall_per_datagram() {
+    bridged_relay(engine_with(false), 37000);
+}
+
+fn bridged_relay(engine: MediaEngine, ports: u16) {
+    let pool = PortPool::new(ports..=ports + 999).unwrap();
     let caller = phone();
     let agent = phone();
     let a = open(

@@ -67,6 +67,9 @@ impl RecvBatch {
 }
 
 #[cfg(target_os = "linux")]
+pub(crate) use sys::socket_addr;
+
+#[cfg(target_os = "linux")]
 mod sys {
     use std::io;
     use std::mem::MaybeUninit;
@@ -118,7 +121,7 @@ mod sys {
     }
 
     /// The address the kernel wrote into a `sockaddr_storage`.
-    fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    pub(crate) fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
         match libc::c_int::from(storage.ss_family) {
             libc::AF_INET => {
                 // SAFETY: the family says the storage holds a sockaddr_in,

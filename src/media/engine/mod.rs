@@ -62,6 +62,8 @@
 mod batch;
 mod clock;
 mod leg;
+#[cfg(target_os = "linux")]
+mod ring;
 mod stats;
 mod worker;
 
@@ -122,6 +124,10 @@ pub struct EngineConfig {
     pub leg: LegConfig,
     /// Name prefix of the worker threads (`{prefix}-{n}`).
     pub thread_name: String,
+    /// Hand each tick phase's reads and frames to the kernel in one
+    /// `io_uring` submission each (Linux, where the kernel allows it);
+    /// off, or where it is unavailable, one syscall per datagram.
+    pub batched_io: bool,
 }
 
 impl Default for EngineConfig {
@@ -130,6 +136,7 @@ impl Default for EngineConfig {
             workers: 0,
             leg: LegConfig::default(),
             thread_name: "media".to_owned(),
+            batched_io: true,
         }
     }
 }

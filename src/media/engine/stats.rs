@@ -152,11 +152,19 @@ fn upper_edge_us(bucket: usize) -> u64 {
 impl LatenessHistogram {
     /// Records one send that left `lateness` after its grid slot.
     pub fn record(&self, lateness: Duration) {
+        self.record_n(lateness, 1);
+    }
+
+    /// Records `n` sends that left `lateness` after their slot.
+    pub fn record_n(&self, lateness: Duration, n: u64) {
+        if n == 0 {
+            return;
+        }
         let us = u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX);
         if let Some(b) = self.buckets.get(bucket_of(us)) {
-            b.fetch_add(1, Ordering::Relaxed);
+            b.fetch_add(n, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(n, Ordering::Relaxed);
         self.max_us.fetch_max(us, Ordering::Relaxed);
     }
 

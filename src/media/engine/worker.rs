@@ -41,6 +41,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::batch::RecvBatch;
 use super::clock::{PHASES, PhasePlan, Tick, TickClock};
 use super::leg::{LegConfig, LegCore, RecordOutput, Transmit, TransmitTo};
+#[cfg(target_os = "linux")]
+use super::ring::TickRing;
 use super::stats::{LatenessHistogram, WorkerStats};
 use super::{EngineConfig, EngineError, LegCommand, LegEvent, LegEventKind, LegId, LegSetup};
 use crate::media::port_pool::PortLease;
@@ -59,6 +61,10 @@ const READ_ROUNDS: usize = 4;
 const MAX_DATAGRAM: usize = 2048;
 /// Commands handled per wake-up before packets and ticks get a turn.
 const COMMAND_BUDGET: usize = 1024;
+/// An unwatched leg reads one datagram per tick (its stream brings one
+/// per 20 ms); every this many ticks, or while it is behind, it drains
+/// its socket instead, so a burst never queues up for long.
+const DRAIN_EVERY: u32 = 8;
 /// Shortest sleep while waiting out the last millisecond before a tick.
 const FINE_SLEEP: Duration = Duration::from_micros(200);
 
@@ -119,6 +125,12 @@ pub(crate) fn spawn(index: usize, config: &EngineConfig) -> Result<WorkerHandle,
         send_buf: vec![0; MAX_DATAGRAM].into_boxed_slice(),
         again: Vec::new(),
         stopping: false,
+        batched_io: config.batched_io,
+        #[cfg(target_os = "linux")]
+        ring: None,
+        members: Vec::new(),
+        #[cfg(target_os = "linux")]
+        scratch: Vec::with_capacity(MAX_DATAGRAM),
     };
     thread::Builder::new()
         .name(format!("{}-{index}", config.thread_name))
@@ -146,6 +158,11 @@ struct Slot {
     /// of one wake-up per packet, and a digit still cuts a barge-in prompt
     /// at the next frame.
     rtp_watched: bool,
+    /// Ticks the leg's RTP was read at (counts to [`DRAIN_EVERY`]).
+    reads: u32,
+    /// The last drain found more than one datagram queued: drain at every
+    /// tick until it catches up.
+    backlog: bool,
 }
 
 struct Worker {
@@ -171,6 +188,16 @@ struct Worker {
     /// Sockets whose read budget ran out: read again before sleeping.
     again: Vec<Token>,
     stopping: bool,
+    /// Use [`TickRing`] where the kernel allows.
+    batched_io: bool,
+    /// Batched tick I/O, once the worker thread has set it up.
+    #[cfg(target_os = "linux")]
+    ring: Option<TickRing>,
+    /// The legs of the phase being run (reused).
+    members: Vec<usize>,
+    /// A received datagram while its relay is built (reused).
+    #[cfg(target_os = "linux")]
+    scratch: Vec<u8>,
 }
 
 fn token(slot: usize, via: TransmitTo) -> Token {
@@ -189,6 +216,7 @@ fn untoken(token: Token) -> (usize, TransmitTo) {
 impl Worker {
     fn run(mut self) {
         self.timer = self.register_timer();
+        self.start_ring();
         let mut events = Events::with_capacity(1024);
         while !self.stopping {
             let timeout = self.poll_timeout();
@@ -212,8 +240,11 @@ impl Worker {
                 }
             }
             self.run_due_tick();
+            #[cfg(target_os = "linux")]
+            self.read_ready_batched(&mut ready);
+            // Without a ring: socket by socket.
             for t in ready.drain(..) {
-                self.read_socket(t);
+                let _ = self.read_socket(t);
                 // Frames due to leave go before the rest of the burst.
                 self.run_due_tick();
             }
@@ -221,6 +252,24 @@ impl Worker {
             self.run_due_tick();
         }
         self.close_all();
+    }
+
+    /// Sets up batched tick I/O on the worker's own thread (the ring has
+    /// one submitter), or says why datagrams go one syscall each.
+    fn start_ring(&mut self) {
+        if !self.batched_io {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        match TickRing::new(MAX_DATAGRAM) {
+            Ok(ring) => {
+                tracing::debug!("media worker batches tick I/O (io_uring)");
+                self.ring = Some(ring);
+            }
+            Err(e) => {
+                tracing::info!(cause = %e, "no batched media I/O; one syscall per datagram");
+            }
+        }
     }
 
     /// The kernel timer for tick deadlines, registered in the poll; `None`
@@ -305,11 +354,12 @@ impl Worker {
     /// Reads what is queued on one socket, in batches ([`RecvBatch`]); a
     /// socket with more than [`READ_ROUNDS`] batches waiting gets another
     /// turn after the others.
-    fn read_socket(&mut self, t: Token) {
+    fn read_socket(&mut self, t: Token) -> usize {
         let (index, via) = untoken(t);
         let Some(mut batch) = self.batch.take() else {
-            return;
+            return 0;
         };
+        let mut read = 0;
         for round in 0.. {
             if round == READ_ROUNDS {
                 self.again.push(t);
@@ -331,6 +381,7 @@ impl Worker {
                     continue;
                 }
             };
+            read += batch.len();
             for i in 0..batch.len() {
                 if let Some((bytes, Some(src))) = batch.get(i) {
                     self.handle_datagram(index, via, bytes, src);
@@ -342,30 +393,154 @@ impl Worker {
             }
         }
         self.batch = Some(batch);
+        read
     }
 
     /// One datagram received on a leg's socket: RTCP to the core, RTP to
     /// the core and, across a bridge, relayed to the other leg at once.
     fn handle_datagram(&mut self, index: usize, via: TransmitTo, bytes: &[u8], src: SocketAddr) {
-        let Some(Some(slot)) = self.slots.get_mut(index) else {
-            return;
-        };
+        if let Some((peer, tx)) = self.receive_datagram(index, via, bytes, src)
+            && let Some(Some(other)) = self.slots.get(peer)
+        {
+            send(&self.stats, other, &self.send_buf, tx);
+        }
+    }
+
+    /// [`Worker::handle_datagram`] without the send: the relayed packet,
+    /// if any, is in `send_buf`, to leave from slot `peer`'s socket.
+    fn receive_datagram(
+        &mut self,
+        index: usize,
+        via: TransmitTo,
+        bytes: &[u8],
+        src: SocketAddr,
+    ) -> Option<(usize, Transmit)> {
+        let slot = self.slots.get_mut(index)?.as_mut()?;
         let now = Instant::now();
         match via {
-            TransmitTo::Rtcp => slot.core.handle_rtcp(now, src, bytes),
+            TransmitTo::Rtcp => {
+                slot.core.handle_rtcp(now, src, bytes);
+                None
+            }
             TransmitTo::Rtp => {
                 WorkerStats::add(&self.stats.packets_received, 1);
-                let peer = slot.peer;
                 let relay = slot.core.handle_rtp(now, src, bytes);
-                if let (Some(relay), Some(p)) = (relay, peer)
-                    && let Some(Some(other)) = self.slots.get_mut(p)
-                    && let Some(tx) = other.core.handle_relay(now, &relay, &mut self.send_buf)
-                {
-                    WorkerStats::add(&self.stats.packets_forwarded, 1);
-                    send(&self.stats, other, &self.send_buf, tx);
-                }
+                let (relay, peer) = (relay?, slot.peer?);
+                let other = self.slots.get_mut(peer)?.as_mut()?;
+                let tx = other.core.handle_relay(now, &relay, &mut self.send_buf)?;
+                WorkerStats::add(&self.stats.packets_forwarded, 1);
+                Some((peer, tx))
             }
         }
+    }
+
+    /// Reads every ready socket through the ring, in rounds of one
+    /// submission: one datagram from each socket, with the relays of the
+    /// previous round's datagrams leaving in the same submission. A socket
+    /// that gave a datagram is read again next round (the poll is
+    /// edge-triggered: a socket is read until it is empty); after
+    /// [`READ_ROUNDS`] rounds the rest waits its turn (`again`), so frames
+    /// due go first. Leaves `ready` empty, or holding what is left to read
+    /// socket by socket when the ring fails.
+    #[cfg(target_os = "linux")]
+    fn read_ready_batched(&mut self, ready: &mut Vec<Token>) {
+        use std::os::fd::AsRawFd;
+
+        if ready.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(ready);
+        let mut next = Vec::new();
+        let mut touched = Vec::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for round in 0.. {
+            let Some(mut ring) = self.ring.take() else {
+                break;
+            };
+            // Set on a failed submission: the ring is dropped (nothing of
+            // it is in flight) and the worker goes on without it.
+            let mut broken = None;
+            ring.start_reads();
+            if round < READ_ROUNDS {
+                for &t in &pending {
+                    let (index, via) = untoken(t);
+                    let Some(Some(slot)) = self.slots.get(index) else {
+                        continue;
+                    };
+                    let fd = match via {
+                        TransmitTo::Rtp => slot.rtp.as_raw_fd(),
+                        TransmitTo::Rtcp => slot.rtcp.as_raw_fd(),
+                    };
+                    if let Err(e) = ring.push_recv(t.0, ring.target(index, via, fd)) {
+                        broken = Some(e);
+                        break;
+                    }
+                }
+            } else {
+                self.again.append(&mut pending);
+            }
+            if broken.is_none() && ring.is_idle() {
+                self.ring = Some(ring);
+                break;
+            }
+            match ring.submit() {
+                Ok(failed) if broken.is_none() => {
+                    WorkerStats::add(&self.stats.send_errors, failed);
+                }
+                Ok(_) => {}
+                Err(e) => broken = Some(e),
+            }
+            if let Some(e) = broken {
+                tracing::error!(cause = %e, "batched media I/O failed; one syscall per datagram from now");
+                break;
+            }
+            pending.clear();
+            for k in 0..ring.recv_count() {
+                let Some((owner, got)) = ring.recv_result(k) else {
+                    break;
+                };
+                let t = Token(owner);
+                let (index, via) = untoken(t);
+                match got {
+                    Ok((bytes, src)) => {
+                        next.push(t);
+                        let Some(src) = src else {
+                            continue;
+                        };
+                        scratch.clear();
+                        scratch.extend_from_slice(bytes);
+                        touched.push(index);
+                        if let Some((peer, tx)) = self.receive_datagram(index, via, &scratch, src)
+                            && let Some(Some(other)) = self.slots.get(peer)
+                            && let Err(e) = push_send(&mut ring, peer, other, &self.send_buf, tx)
+                        {
+                            broken = Some(e);
+                        }
+                    }
+                    Err(errno) if errno == libc::EAGAIN => {}
+                    Err(errno) => {
+                        // ICMP errors surface here on Linux; the socket is
+                        // fine and may hold more.
+                        tracing::trace!(errno, "media socket receive error");
+                        next.push(t);
+                    }
+                }
+            }
+            touched.dedup();
+            for index in touched.drain(..) {
+                self.drain(index);
+            }
+            if let Some(e) = broken {
+                tracing::error!(cause = %e, "batched media I/O failed; one syscall per datagram from now");
+                break;
+            }
+            self.ring = Some(ring);
+            std::mem::swap(&mut pending, &mut next);
+        }
+        self.scratch = scratch;
+        // The ring failed: the rest goes socket by socket.
+        ready.append(&mut pending);
+        ready.append(&mut next);
     }
 
     /// Hands the leg's events to its call and its audio to the recorder.
@@ -398,38 +573,145 @@ impl Worker {
             WorkerStats::add(&self.stats.late_ticks, 1);
         }
         let mut frames = 0;
+        let mut members = std::mem::take(&mut self.members);
         for phase in 0..PHASES {
             let Some((missed, deadline)) = self.clock.phase_due(&tick, phase) else {
                 continue;
             };
-            for at in 0..self.phases.members(phase).len() {
-                let Some(&index) = self.phases.members(phase).get(at) else {
-                    break;
-                };
-                // What arrived since the last frame, first: a digit in it
-                // cuts a barge-in prompt before this frame.
-                if matches!(self.slots.get(index), Some(Some(slot)) if !slot.rtp_watched) {
-                    self.read_socket(token(index, TransmitTo::Rtp));
+            members.clear();
+            members.extend_from_slice(self.phases.members(phase));
+            frames += self.run_phase(&members, missed, deadline);
+        }
+        self.members = members;
+        WorkerStats::add(&self.stats.frames_sent, frames);
+    }
+
+    /// One phase's legs, one syscall per datagram: each leg reads what
+    /// arrived since its last frame, then sends its frame.
+    #[cfg(not(target_os = "linux"))]
+    fn run_phase(&mut self, members: &[usize], missed: u64, deadline: Instant) -> u64 {
+        self.run_phase_direct(members, missed, deadline)
+    }
+
+    /// One phase's legs, through the ring where there is one.
+    #[cfg(target_os = "linux")]
+    fn run_phase(&mut self, members: &[usize], missed: u64, deadline: Instant) -> u64 {
+        let Some(mut ring) = self.ring.take() else {
+            return self.run_phase_direct(members, missed, deadline);
+        };
+        let frames = match self.run_phase_batched(&mut ring, members, missed, deadline) {
+            Ok(frames) => frames,
+            Err(e) => {
+                // The ring's operations all completed or never started;
+                // the legs carry on one syscall per datagram.
+                tracing::error!(cause = %e, "batched media I/O failed; one syscall per datagram from now");
+                return self.run_phase_direct(members, missed, deadline);
+            }
+        };
+        self.ring = Some(ring);
+        frames
+    }
+
+    fn run_phase_direct(&mut self, members: &[usize], missed: u64, deadline: Instant) -> u64 {
+        let mut frames = 0;
+        for &index in members {
+            // What arrived since the last frame, first: a digit in it
+            // cuts a barge-in prompt before this frame.
+            self.read_at_tick(index);
+            let Some(Some(slot)) = self.slots.get_mut(index) else {
+                continue;
+            };
+            let now = Instant::now();
+            if let Some(tx) = slot.core.handle_tick(now, missed, &mut self.send_buf) {
+                send(&self.stats, slot, &self.send_buf, tx);
+                let sent_at = Instant::now();
+                self.stats
+                    .lateness
+                    .record(sent_at.saturating_duration_since(deadline));
+                frames += 1;
+            }
+            while let Some(tx) = slot.core.poll_transmit(now, &mut self.send_buf) {
+                send(&self.stats, slot, &self.send_buf, tx);
+            }
+            self.drain(index);
+        }
+        frames
+    }
+
+    /// Drains an unwatched leg's RTP socket at its tick.
+    fn read_at_tick(&mut self, index: usize) {
+        if matches!(self.slots.get(index), Some(Some(slot)) if !slot.rtp_watched) {
+            let _ = self.read_socket(token(index, TransmitTo::Rtp));
+        }
+    }
+
+    /// One phase's legs in two submissions: every unwatched leg's read
+    /// (one datagram each, or a drain when due, see [`DRAIN_EVERY`]),
+    /// then, with what arrived handled, every leg's frame and reports.
+    #[cfg(target_os = "linux")]
+    fn run_phase_batched(
+        &mut self,
+        ring: &mut TickRing,
+        members: &[usize],
+        missed: u64,
+        deadline: Instant,
+    ) -> io::Result<u64> {
+        use std::os::fd::AsRawFd;
+
+        ring.clear();
+        for &index in members {
+            let Some(Some(slot)) = self.slots.get_mut(index) else {
+                continue;
+            };
+            if slot.rtp_watched {
+                continue;
+            }
+            slot.reads = slot.reads.wrapping_add(1);
+            if slot.backlog || slot.reads % DRAIN_EVERY == 0 {
+                let read = self.read_socket(token(index, TransmitTo::Rtp));
+                if let Some(Some(slot)) = self.slots.get_mut(index) {
+                    slot.backlog = read > 1;
                 }
-                let Some(Some(slot)) = self.slots.get_mut(index) else {
-                    continue;
-                };
-                let now = Instant::now();
-                if let Some(tx) = slot.core.handle_tick(now, missed, &mut self.send_buf) {
-                    send(&self.stats, slot, &self.send_buf, tx);
-                    let sent_at = Instant::now();
-                    self.stats
-                        .lateness
-                        .record(sent_at.saturating_duration_since(deadline));
-                    frames += 1;
-                }
-                while let Some(tx) = slot.core.poll_transmit(now, &mut self.send_buf) {
-                    send(&self.stats, slot, &self.send_buf, tx);
-                }
-                self.drain(index);
+            } else {
+                let target = ring.target(index, TransmitTo::Rtp, slot.rtp.as_raw_fd());
+                ring.push_recv(index, target)?;
             }
         }
-        WorkerStats::add(&self.stats.frames_sent, frames);
+        ring.submit()?;
+        for k in 0..ring.recv_count() {
+            match ring.recv_result(k) {
+                Some((index, Ok((bytes, Some(src))))) => {
+                    self.handle_datagram(index, TransmitTo::Rtp, bytes, src);
+                }
+                Some((_, Err(errno))) if errno != libc::EAGAIN => {
+                    // ICMP errors surface here on Linux; the socket is fine.
+                    tracing::trace!(errno, "media socket receive error");
+                }
+                _ => {}
+            }
+        }
+        let mut frames = 0;
+        for &index in members {
+            let Some(Some(slot)) = self.slots.get_mut(index) else {
+                continue;
+            };
+            let now = Instant::now();
+            if let Some(tx) = slot.core.handle_tick(now, missed, &mut self.send_buf) {
+                push_send(ring, index, slot, &self.send_buf, tx)?;
+                frames += 1;
+            }
+            while let Some(tx) = slot.core.poll_transmit(now, &mut self.send_buf) {
+                push_send(ring, index, slot, &self.send_buf, tx)?;
+            }
+            self.drain(index);
+        }
+        let failed = ring.submit()?;
+        let sent_at = Instant::now();
+        WorkerStats::add(&self.stats.send_errors, failed);
+        self.stats
+            .lateness
+            .record_n(sent_at.saturating_duration_since(deadline), frames);
+        Ok(frames)
     }
 
     fn handle_commands(&mut self) {
@@ -525,7 +807,14 @@ impl Worker {
             peer: None,
             phase,
             rtp_watched: false,
+            reads: 0,
+            backlog: false,
         };
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = &mut self.ring {
+            use std::os::fd::AsRawFd;
+            ring.register(index, slot.rtp.as_raw_fd(), slot.rtcp.as_raw_fd());
+        }
         if index == self.slots.len() {
             self.slots.push(Some(slot));
         } else if let Some(place) = self.slots.get_mut(index) {
@@ -619,6 +908,10 @@ impl Worker {
             let _ = registry.deregister(&mut slot.rtp);
         }
         let _ = registry.deregister(&mut slot.rtcp);
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = &mut self.ring {
+            ring.unregister(index);
+        }
         let stats = slot.core.stats();
         let _ = slot.events.send(LegEvent {
             leg: id,
@@ -639,6 +932,27 @@ impl Worker {
             self.close(now, id);
         }
     }
+}
+
+/// Queues one datagram from the slot's socket on the ring.
+#[cfg(target_os = "linux")]
+fn push_send(
+    ring: &mut TickRing,
+    index: usize,
+    slot: &Slot,
+    buf: &[u8],
+    tx: Transmit,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+
+    let fd = match tx.via {
+        TransmitTo::Rtp => slot.rtp.as_raw_fd(),
+        TransmitTo::Rtcp => slot.rtcp.as_raw_fd(),
+    };
+    let Some(bytes) = buf.get(..tx.len) else {
+        return Ok(());
+    };
+    ring.push_send(ring.target(index, tx.via, fd), bytes, tx.to)
 }
 
 /// Sends one datagram from the slot's socket; a full socket buffer drops
