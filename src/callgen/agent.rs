@@ -10,7 +10,9 @@
 //! Both ends of every bridged call live in this process, so every audio
 //! frame carries its send time ([`super::rtp::write_tag`]) and the far end
 //! measures the switch's added delay on one clock: send time at one end,
-//! kernel arrival time at the other.
+//! kernel arrival time at the other. As on the calling side, RTP is read
+//! at each call's frame slot rather than when it arrives (the arrival time
+//! is the kernel's timestamp either way).
 
 use std::collections::HashMap;
 use std::io;
@@ -30,7 +32,7 @@ use super::rtp::{
 };
 use super::sip::{answer, answer_rtp, sdp_offer};
 use super::stats::{Histogram, StreamStats};
-use super::worker::{FRAME, Shared, TICK, frames_missed};
+use super::worker::{DRAIN_EVERY, FRAME, Shared, TICK, frames_missed};
 use super::{CallgenError, Codec};
 
 /// RFC 3261 §13.3.1.4: the 2xx is retransmitted from T1, doubling up to
@@ -154,8 +156,6 @@ pub(super) fn run(
         for ev in &events {
             if ev.token() == SIP {
                 agent.read_sip();
-            } else {
-                agent.read_rtp(ev.token().0);
             }
         }
     }
@@ -278,7 +278,7 @@ impl Agent<'_> {
             return;
         };
         let cfg = &self.shared.config;
-        let mut sock = match self.shared.ports.bind(cfg.local_ip) {
+        let sock = match self.shared.ports.bind(cfg.local_ip) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(cause = %e, "agent call not answered");
@@ -288,12 +288,7 @@ impl Agent<'_> {
             }
         };
         let index = self.calls.len();
-        let rtp_addr = sock.local_addr();
-        let registered = self
-            .poll
-            .registry()
-            .register(&mut sock, Token(index), Interest::READABLE);
-        let (Ok(rtp_addr), Ok(())) = (rtp_addr, registered) else {
+        let Ok(rtp_addr) = sock.local_addr() else {
             self.result.refused += 1;
             self.respond(&answer(req, 503, "Service Unavailable"), from);
             return;
@@ -363,6 +358,13 @@ impl Agent<'_> {
                 if missed > 0 {
                     self.result.late_ticks += 1;
                 }
+                let frames = self.calls.get(i).map_or(0, |c| c.frame);
+                let reads = if frames % DRAIN_EVERY == 0 {
+                    MAX_READS
+                } else {
+                    1
+                };
+                self.read_rtp(i, reads);
                 self.send_frame(i, missed);
             }
         }
@@ -396,14 +398,15 @@ impl Agent<'_> {
         let _ = sock.send_to(&self.out[..len], call.remote_rtp);
     }
 
-    fn read_rtp(&mut self, index: usize) {
+    /// Reads up to `reads` datagrams queued on the call's RTP socket.
+    fn read_rtp(&mut self, index: usize, reads: usize) {
         let Some(call) = self.calls.get_mut(index) else {
             return;
         };
         let Some(sock) = &call.rtp else {
             return;
         };
-        for _ in 0..MAX_READS {
+        for _ in 0..reads {
             let (n, at) = match recv_timestamped(sock, &mut self.buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -432,9 +435,12 @@ impl Agent<'_> {
         }
         call.done = true;
         self.live = self.live.saturating_sub(1);
-        if let Some(mut sock) = call.rtp.take() {
-            let _ = self.poll.registry().deregister(&mut sock);
-        }
+        // What the switch relayed since the last slot.
+        self.read_rtp(index, MAX_READS);
+        let Some(call) = self.calls.get_mut(index) else {
+            return;
+        };
+        call.rtp = None;
         let rx = std::mem::take(&mut call.rx);
         let r = &mut self.result;
         r.sent += u64::from(call.sender.packets_sent());

@@ -50,7 +50,7 @@ const SIP: Token = Token(usize::MAX);
 const MAX_READS: usize = 256;
 /// A call reads one datagram at each of its slots (the switch sends one
 /// per 20 ms), and empties its socket every this many frames.
-const DRAIN_EVERY: u64 = 8;
+pub(super) const DRAIN_EVERY: u64 = 8;
 /// Length of a generated RFC 4733 key press.
 const DTMF_LENGTH: Duration = Duration::from_millis(100);
 

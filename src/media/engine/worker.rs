@@ -14,10 +14,16 @@
 //! Elsewhere the poll sleeps in whole milliseconds and covers the last
 //! one with short sleeps between zero-timeout polls.
 //!
-//! A readable socket is read with one `recvmmsg` for all it holds
-//! ([`RecvBatch`]). Each frame is one `sendto` from its leg's own socket
-//! (symmetric RTP: the source port is the leg's), so `sendmmsg`, which
-//! batches datagrams of one socket, has nothing to batch on the tick.
+//! Each frame leaves from its leg's own socket (symmetric RTP: the source
+//! port is the leg's), so `sendmmsg`, which batches datagrams of one
+//! socket, has nothing to batch. Where the kernel offers a usable
+//! `io_uring` ([`TickRing`], Linux) a tick phase's reads go in one
+//! submission and its frames in another, and the sockets a wake-up found
+//! ready are read one datagram each per round, with the relays of the
+//! previous round in the same submission. Otherwise (or with
+//! `EngineConfig::batched_io` off) a readable socket is read with one
+//! `recvmmsg` for all it holds ([`RecvBatch`]) and each datagram is one
+//! `sendto`.
 //!
 //! Every [`STATS_INTERVAL`] a worker with legs logs (at `debug`) its
 //! timing over the interval: send time off the grid, wake-up lateness and
