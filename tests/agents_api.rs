@@ -273,3 +273,45 @@ fn a_pause_survives_a_restart() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// GET the agent until its state is `want` (the routing engine applies
+/// changes a moment after the API answers).
+fn wait_for_state(switch: &Switch, login: &str, want: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = api(switch, "GET", &format!("/api/v1/agents/{login}"), None);
+        assert_eq!(status, 200, "{body}");
+        if body["state"] == want {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{login} never became {want}: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// An agent deleted and created again while her phone stays registered is
+/// available at once: the registration did not go away with the row, and
+/// the phone will not register again for up to an hour.
+#[test]
+fn an_agent_created_again_while_registered_is_available_at_once() {
+    if !common::have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with("agents-readd", &["--digest-algorithms", "MD5"], queues);
+    let dave = json!({ "login": "dave", "password": "pw", "skills": { "support": 1 } });
+    let (status, body) = api(&switch, "POST", "/api/v1/agents", Some(&dave));
+    assert_eq!(status, 201, "{body}");
+    let _phone = common::RawAgent::register(&switch, "dave", "pw");
+    let body = wait_for_state(&switch, "dave", "available");
+    assert_eq!(body["registered"], true, "{body}");
+
+    let (status, body) = api(&switch, "DELETE", "/api/v1/agents/dave", None);
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = api(&switch, "POST", "/api/v1/agents", Some(&dave));
+    assert_eq!(status, 201, "{body}");
+    let body = wait_for_state(&switch, "dave", "available");
+    assert_eq!(body["registered"], true, "{body}");
+}

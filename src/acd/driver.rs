@@ -10,7 +10,7 @@
 //! each caller's time in a queue is stored as a queue segment. Store writes
 //! run in order on a task of their own, never on the routing loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -282,6 +282,10 @@ struct Driver {
     pauses: HashMap<String, String>,
     /// What the store holds for each known agent (writes skip repeats).
     stored: HashMap<String, Stored>,
+    /// Logins with a live registration, agents or not: an agent created
+    /// (or created again) while its phone is registered is reachable at
+    /// once, not at the phone's next REGISTER.
+    registered: HashSet<String>,
     writes: mpsc::UnboundedSender<Write>,
 }
 
@@ -314,6 +318,7 @@ async fn run(
         call_ids: HashMap::new(),
         pauses: HashMap::new(),
         stored: HashMap::new(),
+        registered: HashSet::new(),
         writes,
     };
     driver.load_agents(now).await;
@@ -382,6 +387,9 @@ impl Driver {
             _ => Stored::Available,
         };
         self.stored.insert(agent.login.clone(), stored);
+        if self.registered.contains(&agent.login) {
+            let _ = self.router.set_reachable(now, &agent.login, true);
+        }
     }
 
     /// Writes the agent's state unless the store has it already (a `done`
@@ -435,15 +443,17 @@ impl Driver {
             BindingEvent::Registered { login } => (login, true),
             BindingEvent::Unregistered { login } => (login, false),
         };
+        if reachable {
+            self.registered.insert(login.clone());
+        } else {
+            self.registered.remove(&login);
+        }
         match self.router.set_reachable(now, &login, reachable) {
             Err(RoutingError::UnknownAgent(_)) if reachable => {
                 // Added after the engine started: load it now.
                 match self.store.agents().get(&login).await {
-                    Ok(Some(agent)) => {
-                        let now = Instant::now();
-                        self.add_agent(now, &agent);
-                        let _ = self.router.set_reachable(now, &login, true);
-                    }
+                    // Reachable as it joins: the login is registered.
+                    Ok(Some(agent)) => self.add_agent(Instant::now(), &agent),
                     Ok(None) => tracing::debug!(%login, "registered login is not an agent"),
                     Err(err) => tracing::warn!(cause = %err, %login, "cannot load agent"),
                 }
