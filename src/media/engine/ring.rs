@@ -55,7 +55,15 @@ struct SendOp {
     to_len: libc::socklen_t,
 }
 
+/// A read's outcome: the datagram and its source, or the `errno` it
+/// failed with (`EAGAIN`: nothing was queued).
+pub(crate) type Received<'a> = Result<(&'a [u8], Option<SocketAddr>), i32>;
+
 /// A worker's ring with the buffers of one phase's operations.
+// Operations are boxed on purpose: each holds pointers into itself (the
+// msghdr names its iovec and address), which must not move when the
+// vector grows.
+#[allow(clippy::vec_box)]
 pub(crate) struct TickRing {
     ring: IoUring,
     /// The kernel gave us a fixed-file table.
@@ -270,12 +278,8 @@ impl TickRing {
         Ok(())
     }
 
-    /// Read `k` of this phase: its slot and the datagram with its source,
-    /// or the `errno` it failed with (`EAGAIN`: nothing was queued).
-    pub fn recv_result(
-        &self,
-        k: usize,
-    ) -> Option<(usize, Result<(&[u8], Option<SocketAddr>), i32>)> {
+    /// Read `k` of this phase: its slot and what it received.
+    pub fn recv_result(&self, k: usize) -> Option<(usize, Received<'_>)> {
         if k >= self.recv_len {
             return None;
         }
