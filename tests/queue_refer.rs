@@ -10,9 +10,11 @@ mod common;
 use common::{RawCaller, Switch, assert_sipp_ok, have_peer};
 
 /// Alice serves `support` (best skill); bob has no support skill but
-/// serves `sales`. Number 500 enters `support`.
+/// serves `sales`; carol serves no queue (reached by transfer only).
+/// Number 500 enters `support`.
 fn prepare(dir: &common::Scratch) {
     common::add_agent(dir, "alice", "s3cret", &["--skills", "support=5"]);
+    common::add_agent(dir, "carol", "s3cret", &["--extension", "1003"]);
     common::add_agent(
         dir,
         "bob",
@@ -68,6 +70,135 @@ fn refer_to_an_agent_login_moves_the_caller_to_that_agent() {
     caller.bye();
     let out = bob.wait_with_output().expect("sipp bob");
     assert_sipp_ok(&out, &switch, "bob answering the transferred caller");
+}
+
+/// A transfer's target transfers again (RFC 3515 from the agent the first
+/// REFER reached): alice refers the caller to bob, bob refers it to
+/// carol. Each transferring agent gets 202, NOTIFY 100/200 and BYE, and
+/// the caller ends up with carol.
+#[test]
+fn a_transferred_caller_can_be_transferred_again() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = start("refer-chain");
+    let refer = common::scenario("agent_refer.xml");
+    let alice = common::agent_phone_with(
+        &switch,
+        "alice",
+        "s3cret",
+        &["-sf", &refer, "-set", "target", "bob"],
+    );
+    let bob = common::agent_phone_with(
+        &switch,
+        "bob",
+        "s3cret",
+        &["-sf", &refer, "-set", "target", "carol"],
+    );
+    let carol = common::agent_phone(&switch, "carol", "s3cret");
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-chain");
+    switch.wait_log("agent transfers the caller agent=bob");
+    switch.wait_log("transfer target transfers the caller on agent=carol");
+    switch.wait_log("transfer target's REFER carried out");
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER: 202, NOTIFY 100/200, BYE");
+    let out = bob.wait_with_output().expect("sipp bob");
+    assert_sipp_ok(&out, &switch, "bob's REFER: 202, NOTIFY 100/200, BYE");
+
+    // The caller hangs up: carol's leg ends with BYE.
+    caller.bye();
+    let out = carol.wait_with_output().expect("sipp carol");
+    assert_sipp_ok(
+        &out,
+        &switch,
+        "carol answering the twice-transferred caller",
+    );
+}
+
+/// RFC 3515 §2.4.5 on a second transfer: bob, reached by alice's REFER,
+/// refers the caller to carol, whose phone is not registered. Bob's final
+/// NOTIFY reports the failure and he keeps the caller until it hangs up.
+#[test]
+fn a_second_transfer_that_fails_leaves_the_caller_with_its_agent() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = start("refer-chain-fails");
+    let alice = common::agent_phone_with(
+        &switch,
+        "alice",
+        "s3cret",
+        &[
+            "-sf",
+            &common::scenario("agent_refer.xml"),
+            "-set",
+            "target",
+            "bob",
+        ],
+    );
+    let bob = common::agent_phone_with(
+        &switch,
+        "bob",
+        "s3cret",
+        &[
+            "-sf",
+            &common::scenario("agent_refer_fails.xml"),
+            "-set",
+            "target",
+            "carol",
+        ],
+    );
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-chain-fails");
+    switch.wait_log("agent transfers the caller agent=bob");
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER: 202, NOTIFY 100/200, BYE");
+    switch.wait_log("REFER target not reachable");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !switch.log().contains("transfer target hung up"),
+        "{}",
+        switch.log()
+    );
+    caller.bye();
+    let out = bob.wait_with_output().expect("sipp bob");
+    assert_sipp_ok(&out, &switch, "bob's REFER failing with a NOTIFY, then BYE");
+}
+
+/// A transfer's target sends the caller into a queue: bob, reached by
+/// alice's REFER, refers it to `sales`; his leg ends (202, NOTIFY 100/200,
+/// BYE) and the caller waits in `sales`.
+#[test]
+fn a_transfer_target_can_send_the_caller_to_a_queue() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = start("refer-chain-queue");
+    let refer = common::scenario("agent_refer.xml");
+    let alice = common::agent_phone_with(
+        &switch,
+        "alice",
+        "s3cret",
+        &["-sf", &refer, "-set", "target", "bob"],
+    );
+    let bob = common::agent_phone_with(
+        &switch,
+        "bob",
+        "s3cret",
+        &["-sf", &refer, "-set", "target", "sales"],
+    );
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-chain-queue");
+    switch.wait_log("agent transfers the caller agent=bob");
+    switch.wait_log("transfer target moved the caller to a queue queue=sales");
+    switch.wait_log("queue=sales priority=0");
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER: 202, NOTIFY 100/200, BYE");
+    let out = bob.wait_with_output().expect("sipp bob");
+    assert_sipp_ok(
+        &out,
+        &switch,
+        "bob's REFER to a queue: 202, NOTIFY 100/200, BYE",
+    );
+    caller.bye();
 }
 
 /// REFER to a queue name: the caller waits in `sales` again, and bob, who

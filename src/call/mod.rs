@@ -522,6 +522,13 @@ impl Call {
         // routing engine knows it (ended when dropped).
         let mut direct_target: Option<String> = None;
         let mut _direct: Option<DirectCall> = None;
+        // The transfer target whose own REFER is ringing the next target:
+        // the caller goes back to it if that one does not answer. Dropped,
+        // its leg ends with BYE.
+        let mut handoff: Option<Handoff> = None;
+        let mut handoff_rx: Option<mpsc::UnboundedReceiver<agent::AgentEvent>> = None;
+        // A REFER from a transfer target was carried out, or is ringing.
+        let mut chained = false;
         loop {
             let deadline = session
                 .as_ref()
@@ -595,6 +602,13 @@ impl Call {
                             match bridged {
                                 Some(Ok(())) => {
                                     tracing::info!("bridged to the transfer target");
+                                    if let Some(h) = handoff.take() {
+                                        // RFC 3515 §2.4.5: the final NOTIFY says
+                                        // 200; the transferring leg then ends.
+                                        tracing::info!("transfer target's REFER carried out");
+                                        let _ = h.control.send(agent::AgentControl::ReferDone { status: 200 });
+                                        handoff_rx = None;
+                                    }
                                     _direct = direct_target
                                         .take()
                                         .map(|login| DirectCall::start(&self.services.acd, login));
@@ -643,6 +657,28 @@ impl Call {
                             tracing::info!(?status, "transfer failed");
                             agent = None;
                             agent_rx = None;
+                            if let Some(h) = handoff.take() {
+                                // Back to the agent who transferred, who
+                                // hears the failure (RFC 3515 §2.4.5).
+                                if let Some(s) = session.as_mut() {
+                                    s.leg().stop();
+                                    if let Err(err) = s.leg().bridge(&h.leg) {
+                                        tracing::error!(cause = %err, "cannot bridge the caller back");
+                                    }
+                                }
+                                let status = status.filter(|s| *s >= 300).unwrap_or(408);
+                                tracing::info!(status, "transfer failed; the caller is back with the agent");
+                                let _ = h.control.send(agent::AgentControl::ReferDone { status });
+                                agent = Some(h.control);
+                                agent_rx = handoff_rx.take();
+                                agent_leg = Some(h.leg);
+                                _direct = h.direct;
+                                continue;
+                            }
+                            if chained {
+                                // The agent who transferred already left.
+                                return self.hang_up(dialog, "transfer failed").await;
+                            }
                             if let Some(s) = session.as_mut() {
                                 s.handle_transfer_result(false, now);
                                 if let Some(q) = queued.as_mut() {
@@ -650,17 +686,84 @@ impl Call {
                                 }
                             }
                         }
-                        agent::AgentEvent::Refer { .. } => {
-                            // A transfer target transferring again is
-                            // not carried out: the REFER is declined.
-                            if let Some(control) = &agent {
-                                let _ = control.send(agent::AgentControl::ReferDone { status: 603 });
+                        agent::AgentEvent::Refer { to } => {
+                            // The transfer target transfers the caller on.
+                            let Some(control) = agent.clone() else { continue };
+                            let done = |status| {
+                                let _ = control.send(agent::AgentControl::ReferDone { status });
+                            };
+                            let (Some(s), Some(leg)) = (session.as_mut(), agent_leg.take()) else {
+                                done(603);
+                                continue;
+                            };
+                            match self.plan_refer(&to).await {
+                                queue::ReferPlan::Unknown => {
+                                    agent_leg = Some(leg);
+                                    done(404);
+                                }
+                                queue::ReferPlan::Queue(queue) => {
+                                    tracing::info!(%queue, "transfer target moved the caller to a queue");
+                                    done(200);
+                                    agent = None;
+                                    agent_rx = None;
+                                    _direct = None;
+                                    let priority = queued.as_ref().map_or(0, |q| q.priority());
+                                    s.requeue(&queue, priority);
+                                    drop(leg);
+                                }
+                                queue::ReferPlan::Transfer(target) => {
+                                    let direct = direct_agent(&target);
+                                    let Some((login, devices)) = self.transfer_target(&target).await else {
+                                        tracing::info!("REFER target not reachable");
+                                        agent_leg = Some(leg);
+                                        done(480);
+                                        continue;
+                                    };
+                                    tracing::info!(agent = %login, "transfer target transfers the caller on");
+                                    s.leg().unbridge();
+                                    s.play_ringback();
+                                    let (screen_pop, facts) = self.screen_pop().await;
+                                    if direct {
+                                        self.announce_offer(facts, &login, None);
+                                    }
+                                    let ringing = agent::RingAgent {
+                                        login: login.clone(),
+                                        caller: self.caller_number(),
+                                        ring_timeout: s.ring_timeout(""),
+                                        near: s.leg().id(),
+                                        screen_pop,
+                                    };
+                                    let (next, events) = agent::ring_devices(
+                                        self.services.clone(),
+                                        self.commands.clone(),
+                                        ringing,
+                                        devices,
+                                    );
+                                    handoff = Some(Handoff {
+                                        control,
+                                        leg,
+                                        direct: _direct.take(),
+                                    });
+                                    handoff_rx = agent_rx.replace(events);
+                                    agent = Some(next);
+                                    direct_target = direct.then_some(login);
+                                    chained = true;
+                                }
                             }
                         }
                         agent::AgentEvent::Ended => {
                             drop(agent_leg.take());
                             return self.hang_up(dialog, "transfer target hung up").await;
                         }
+                    }
+                }
+                Some(event) = recv_opt(handoff_rx.as_mut()) => {
+                    // The transferring agent while its REFER's target rings:
+                    // if it hangs up, the transfer goes on without it.
+                    if matches!(event, agent::AgentEvent::Ended) {
+                        tracing::info!("transferring agent left; the transfer goes on");
+                        handoff = None;
+                        handoff_rx = None;
                     }
                 }
                 Some(event) = recv_opt(queue_rx.as_mut()) => {
@@ -915,6 +1018,14 @@ impl Drop for DirectCall {
 
 /// Whether a transfer target is one of our agents (by login or extension),
 /// whose call the routing engine must know about.
+/// A transfer target whose REFER is ringing the next target.
+struct Handoff {
+    control: mpsc::UnboundedSender<agent::AgentControl>,
+    leg: crate::media::engine::LegHandle,
+    /// Its call as the routing engine knows it (ended when dropped).
+    direct: Option<DirectCall>,
+}
+
 fn direct_agent(target: &crate::ivr::model::TransferTarget) -> bool {
     use crate::ivr::model::TransferTarget;
     matches!(

@@ -299,7 +299,54 @@ impl Call {
     }
 }
 
+/// What a REFER's `Refer-To` asks for.
+pub(super) enum ReferPlan {
+    /// Back into this queue.
+    Queue(String),
+    /// Ring this agent, extension or URI.
+    Transfer(crate::ivr::model::TransferTarget),
+    /// No queue, agent or extension of ours.
+    Unknown,
+}
+
 impl Call {
+    /// Reads a REFER's `Refer-To` against our queues and agents.
+    pub(super) async fn plan_refer(&self, to: &crate::sip::message::Uri) -> ReferPlan {
+        use super::refer::{Directory, ReferTarget, classify};
+        use crate::ivr::model::TransferTarget;
+        let agents: Vec<(String, Option<String>)> = match self.services.store.agents().list().await
+        {
+            Ok(list) => list.into_iter().map(|a| (a.login, a.extension)).collect(),
+            Err(err) => {
+                tracing::error!(cause = %err, "cannot load agents for a REFER");
+                Vec::new()
+            }
+        };
+        let set = &self.setup.flows.set;
+        let is_queue = |name: &str| set.queues().get(name).is_some();
+        let ours = self.services.advertised.ip().to_string();
+        let is_local = |host: &str| host == ours || host.eq_ignore_ascii_case("localhost");
+        let target = classify(
+            to,
+            &Directory {
+                is_queue: &is_queue,
+                agents: &agents,
+                is_local: &is_local,
+            },
+        );
+        tracing::debug!(?target, "REFER target");
+        match target {
+            ReferTarget::Queue(queue) => ReferPlan::Queue(queue),
+            ReferTarget::Unknown => {
+                tracing::info!("REFER names no queue, agent or extension of ours");
+                ReferPlan::Unknown
+            }
+            ReferTarget::Agent(login) => ReferPlan::Transfer(TransferTarget::Agent(login)),
+            ReferTarget::Extension(ext) => ReferPlan::Transfer(TransferTarget::Extension(ext)),
+            ReferTarget::Uri(uri) => ReferPlan::Transfer(TransferTarget::Uri(uri.to_string())),
+        }
+    }
+
     /// Carries out a REFER of the bridged agent (RFC 3515 blind transfer),
     /// if one came. A queue target requeues the caller at once (its music
     /// plays; the call task enqueues) and the agent's leg ends; an agent,
@@ -315,32 +362,9 @@ impl Call {
         mpsc::UnboundedReceiver<AgentEvent>,
         Option<String>,
     )> {
-        use super::refer::{Directory, ReferTarget, classify};
-        use crate::ivr::model::TransferTarget;
         let to = q.refer.take()?;
-        let agents: Vec<(String, Option<String>)> = match self.services.store.agents().list().await
-        {
-            Ok(list) => list.into_iter().map(|a| (a.login, a.extension)).collect(),
-            Err(err) => {
-                tracing::error!(cause = %err, "cannot load agents for a REFER");
-                Vec::new()
-            }
-        };
-        let set = &self.setup.flows.set;
-        let is_queue = |name: &str| set.queues().get(name).is_some();
-        let ours = self.services.advertised.ip().to_string();
-        let is_local = |host: &str| host == ours || host.eq_ignore_ascii_case("localhost");
-        let target = classify(
-            &to,
-            &Directory {
-                is_queue: &is_queue,
-                agents: &agents,
-                is_local: &is_local,
-            },
-        );
-        tracing::debug!(?target, "REFER target");
-        let transfer = match target {
-            ReferTarget::Queue(queue) => {
+        let transfer = match self.plan_refer(&to).await {
+            ReferPlan::Queue(queue) => {
                 tracing::info!(%queue, "agent moved the caller to a queue");
                 let b = q.bridged.take()?;
                 self.services
@@ -350,14 +374,11 @@ impl Call {
                 s.requeue(&queue, q.priority);
                 return None;
             }
-            ReferTarget::Unknown => {
-                tracing::info!("REFER names no queue, agent or extension of ours");
+            ReferPlan::Unknown => {
                 q.refer_done(404);
                 return None;
             }
-            ReferTarget::Agent(login) => TransferTarget::Agent(login),
-            ReferTarget::Extension(ext) => TransferTarget::Extension(ext),
-            ReferTarget::Uri(uri) => TransferTarget::Uri(uri.to_string()),
+            ReferPlan::Transfer(transfer) => transfer,
         };
         let direct = super::direct_agent(&transfer);
         let Some((login, devices)) = self.transfer_target(&transfer).await else {
@@ -428,6 +449,11 @@ impl Call {
 
 impl QueueLeg {
     /// Whether the bridged agent asked for a transfer.
+    /// The caller's priority in the queue.
+    pub fn priority(&self) -> u32 {
+        self.priority
+    }
+
     pub fn has_refer(&self) -> bool {
         self.refer.is_some()
     }

@@ -254,6 +254,19 @@ impl Session {
         self.hold_music(queue);
     }
 
+    /// Ringback while the target of a transfer's own REFER rings (no
+    /// queue's music applies).
+    pub fn play_ringback(&mut self) {
+        self.hold = Some(Hold {
+            music: None,
+            on_ring: OnRing::Ringback,
+            alerting: true,
+            announcing: None,
+        });
+        self.hold_background();
+        self.playing = None;
+    }
+
     /// An agent's REFER sends the caller to `queue`: the bridge ends, the
     /// queue's music plays and the call task enqueues the caller again.
     pub fn requeue(&mut self, queue: &str, priority: u32) {
