@@ -722,23 +722,9 @@ impl Call {
                                     tracing::info!(agent = %login, "transfer target transfers the caller on");
                                     s.leg().unbridge();
                                     s.play_ringback();
-                                    let (screen_pop, facts) = self.screen_pop().await;
-                                    if direct {
-                                        self.announce_offer(facts, &login, None);
-                                    }
-                                    let ringing = agent::RingAgent {
-                                        login: login.clone(),
-                                        caller: self.caller_number(),
-                                        ring_timeout: s.ring_timeout(""),
-                                        near: s.leg().id(),
-                                        screen_pop,
-                                    };
-                                    let (next, events) = agent::ring_devices(
-                                        self.services.clone(),
-                                        self.commands.clone(),
-                                        ringing,
-                                        devices,
-                                    );
+                                    let (next, events) = self
+                                        .ring_transfer_target(&login, devices, direct, s.ring_timeout(""), s.leg().id())
+                                        .await;
                                     handoff = Some(Handoff {
                                         control,
                                         leg,
@@ -807,25 +793,10 @@ impl Call {
                 let direct = direct_agent(&target);
                 match self.transfer_target(&target).await {
                     Some((login, devices)) => {
-                        direct_target = direct.then(|| login.clone());
-                        let caller = self.caller_number();
-                        let (screen_pop, facts) = self.screen_pop().await;
-                        if direct {
-                            self.announce_offer(facts, &login, None);
-                        }
-                        let ringing = agent::RingAgent {
-                            login,
-                            caller,
-                            ring_timeout: timeout,
-                            near,
-                            screen_pop,
-                        };
-                        let (control, events) = agent::ring_devices(
-                            self.services.clone(),
-                            self.commands.clone(),
-                            ringing,
-                            devices,
-                        );
+                        let (control, events) = self
+                            .ring_transfer_target(&login, devices, direct, timeout, near)
+                            .await;
+                        direct_target = direct.then_some(login);
                         agent = Some(control);
                         agent_rx = Some(events);
                     }
@@ -1018,6 +989,41 @@ impl Drop for DirectCall {
 
 /// Whether a transfer target is one of our agents (by login or extension),
 /// whose call the routing engine must know about.
+impl Call {
+    /// Rings every device of a transfer's target (a flow's `transfer` or
+    /// a REFER); `direct` when it is one of our agents, whose offer is
+    /// announced on the event stream.
+    async fn ring_transfer_target(
+        &self,
+        login: &str,
+        devices: Vec<(crate::sip::message::Uri, crate::sip::peer::Peer)>,
+        direct: bool,
+        ring_timeout: std::time::Duration,
+        near: crate::media::engine::LegId,
+    ) -> (
+        mpsc::UnboundedSender<agent::AgentControl>,
+        mpsc::UnboundedReceiver<agent::AgentEvent>,
+    ) {
+        let (screen_pop, facts) = self.screen_pop().await;
+        if direct {
+            self.announce_offer(facts, login, None);
+        }
+        let ringing = agent::RingAgent {
+            login: login.to_owned(),
+            caller: self.caller_number(),
+            ring_timeout,
+            near,
+            screen_pop,
+        };
+        agent::ring_devices(
+            self.services.clone(),
+            self.commands.clone(),
+            ringing,
+            devices,
+        )
+    }
+}
+
 /// A transfer target whose REFER is ringing the next target.
 struct Handoff {
     control: mpsc::UnboundedSender<agent::AgentControl>,

@@ -390,23 +390,15 @@ impl Call {
         s.leg().unbridge();
         s.play_hold_music(&q.queue);
         q.referring = true;
-        let (screen_pop, facts) = self.screen_pop().await;
-        if direct {
-            self.announce_offer(facts, &login, None);
-        }
-        let ringing = agent::RingAgent {
-            login: login.clone(),
-            caller: self.caller_number(),
-            ring_timeout: s.ring_timeout(&q.queue),
-            near: s.leg().id(),
-            screen_pop,
-        };
-        let (control, events) = agent::ring_devices(
-            self.services.clone(),
-            self.commands.clone(),
-            ringing,
-            devices,
-        );
+        let (control, events) = self
+            .ring_transfer_target(
+                &login,
+                devices,
+                direct,
+                s.ring_timeout(&q.queue),
+                s.leg().id(),
+            )
+            .await;
         Some((control, events, direct.then_some(login)))
     }
 
