@@ -720,10 +720,12 @@ impl Call {
                                         continue;
                                     };
                                     tracing::info!(agent = %login, "transfer target transfers the caller on");
+                                    // The caller's queue's ring timeout, if it came through one.
+                                    let ring_timeout = s.ring_timeout(queued.as_ref().map_or("", |q| q.queue()));
                                     s.leg().unbridge();
                                     s.play_ringback();
                                     let (next, events) = self
-                                        .ring_transfer_target(&login, devices, direct, s.ring_timeout(""), s.leg().id())
+                                        .ring_transfer_target(&login, devices, direct, ring_timeout, s.leg().id())
                                         .await;
                                     handoff = Some(Handoff {
                                         control,

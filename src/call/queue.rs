@@ -440,12 +440,17 @@ impl Call {
 }
 
 impl QueueLeg {
-    /// Whether the bridged agent asked for a transfer.
     /// The caller's priority in the queue.
     pub fn priority(&self) -> u32 {
         self.priority
     }
 
+    /// The queue the caller is (or last was) in.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Whether the bridged agent asked for a transfer.
     pub fn has_refer(&self) -> bool {
         self.refer.is_some()
     }
