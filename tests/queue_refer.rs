@@ -31,6 +31,17 @@ fn prepare(dir: &common::Scratch) {
     );
 }
 
+/// An agent's phone (SIPp) that answers one call and runs `scenario` in
+/// it, REFERring the caller to `target`.
+fn refers(switch: &Switch, login: &str, scenario: &str, target: &str) -> std::process::Child {
+    common::agent_phone_with(
+        switch,
+        login,
+        "s3cret",
+        &["-sf", scenario, "-set", "target", target],
+    )
+}
+
 fn start(name: &str) -> Switch {
     Switch::start_with(name, &["--digest-algorithms", "MD5"], prepare)
 }
@@ -45,12 +56,7 @@ fn refer_to_an_agent_login_moves_the_caller_to_that_agent() {
     }
     let switch = start("refer-agent");
     let refer = common::scenario("agent_refer.xml");
-    let alice = common::agent_phone_with(
-        &switch,
-        "alice",
-        "s3cret",
-        &["-sf", &refer, "-set", "target", "bob"],
-    );
+    let alice = refers(&switch, "alice", &refer, "bob");
     let bob = common::agent_phone(&switch, "bob", "s3cret");
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-agent");
     switch.wait_log("bridged the caller to the queue agent agent=alice");
@@ -83,18 +89,8 @@ fn a_transferred_caller_can_be_transferred_again() {
     }
     let switch = start("refer-chain");
     let refer = common::scenario("agent_refer.xml");
-    let alice = common::agent_phone_with(
-        &switch,
-        "alice",
-        "s3cret",
-        &["-sf", &refer, "-set", "target", "bob"],
-    );
-    let bob = common::agent_phone_with(
-        &switch,
-        "bob",
-        "s3cret",
-        &["-sf", &refer, "-set", "target", "carol"],
-    );
+    let alice = refers(&switch, "alice", &refer, "bob");
+    let bob = refers(&switch, "bob", &refer, "carol");
     let carol = common::agent_phone(&switch, "carol", "s3cret");
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-chain");
     switch.wait_log("agent transfers the caller agent=bob");
@@ -124,29 +120,17 @@ fn a_second_transfer_that_fails_leaves_the_caller_with_its_agent() {
         return;
     }
     let switch = start("refer-chain-fails");
-    let alice = common::agent_phone_with(
+    let alice = refers(
         &switch,
         "alice",
-        "s3cret",
-        &[
-            "-sf",
-            &common::scenario("agent_refer.xml"),
-            "-set",
-            "target",
-            "bob",
-        ],
+        &common::scenario("agent_refer.xml"),
+        "bob",
     );
-    let bob = common::agent_phone_with(
+    let bob = refers(
         &switch,
         "bob",
-        "s3cret",
-        &[
-            "-sf",
-            &common::scenario("agent_refer_fails.xml"),
-            "-set",
-            "target",
-            "carol",
-        ],
+        &common::scenario("agent_refer_fails.xml"),
+        "carol",
     );
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-chain-fails");
     switch.wait_log("agent transfers the caller agent=bob");
@@ -174,18 +158,8 @@ fn a_transfer_target_can_send_the_caller_to_a_queue() {
     }
     let switch = start("refer-chain-queue");
     let refer = common::scenario("agent_refer.xml");
-    let alice = common::agent_phone_with(
-        &switch,
-        "alice",
-        "s3cret",
-        &["-sf", &refer, "-set", "target", "bob"],
-    );
-    let bob = common::agent_phone_with(
-        &switch,
-        "bob",
-        "s3cret",
-        &["-sf", &refer, "-set", "target", "sales"],
-    );
+    let alice = refers(&switch, "alice", &refer, "bob");
+    let bob = refers(&switch, "bob", &refer, "sales");
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-chain-queue");
     switch.wait_log("agent transfers the caller agent=bob");
     switch.wait_log("transfer target moved the caller to a queue queue=sales");
@@ -210,12 +184,7 @@ fn refer_to_a_queue_requeues_the_caller() {
     }
     let switch = start("refer-queue");
     let refer = common::scenario("agent_refer.xml");
-    let alice = common::agent_phone_with(
-        &switch,
-        "alice",
-        "s3cret",
-        &["-sf", &refer, "-set", "target", "sales"],
-    );
+    let alice = refers(&switch, "alice", &refer, "sales");
     let bob = common::agent_phone(&switch, "bob", "s3cret");
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-queue");
     switch.wait_log("bridged the caller to the queue agent agent=alice");
@@ -265,12 +234,7 @@ fn refer_to_an_unknown_user_fails_and_the_agent_keeps_the_caller() {
     }
     let switch = start("refer-unknown");
     let refer = common::scenario("agent_refer_fails.xml");
-    let alice = common::agent_phone_with(
-        &switch,
-        "alice",
-        "s3cret",
-        &["-sf", &refer, "-set", "target", "nobody"],
-    );
+    let alice = refers(&switch, "alice", &refer, "nobody");
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-unknown");
     switch.wait_log("bridged the caller to the queue agent agent=alice");
     switch.wait_log("REFER names no queue, agent or extension of ours");
@@ -301,12 +265,7 @@ fn refer_to_an_agent_who_does_not_answer_returns_the_caller() {
         );
     });
     let refer = common::scenario("agent_refer_fails.xml");
-    let alice = common::agent_phone_with(
-        &switch,
-        "alice",
-        "s3cret",
-        &["-sf", &refer, "-set", "target", "1002"],
-    );
+    let alice = refers(&switch, "alice", &refer, "1002");
     let no_answer = common::scenario("agent_no_answer.xml");
     let bob = common::agent_phone_with(&switch, "bob", "s3cret", &["-sf", &no_answer]);
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-noanswer");
