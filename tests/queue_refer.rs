@@ -278,3 +278,50 @@ fn refer_to_an_agent_who_does_not_answer_returns_the_caller() {
     let out = alice.wait_with_output().expect("sipp alice");
     assert_sipp_ok(&out, &switch, "alice's REFER failing, then BYE");
 }
+
+/// RFC 3515 §2.4.5 on a second transfer whose target rings out: bob,
+/// reached by alice's REFER, refers the caller to carol, who never
+/// answers. After the queue's ring timeout the switch CANCELs carol, the
+/// caller is bridged back to bob and bob's final NOTIFY reports the
+/// failure; bob's leg ends when the caller hangs up.
+#[test]
+fn a_second_transfer_that_rings_out_returns_the_caller() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let switch = Switch::start_with(
+        "refer-chain-noanswer",
+        &["--digest-algorithms", "MD5"],
+        |dir| {
+            prepare(dir);
+            dir.write(
+                "flows/queues.yaml",
+                "queues:\n  support:\n    skills: { support: 1 }\n    ring_timeout: 2s\n    music: tone.wav\n",
+            );
+        },
+    );
+    let alice = refers(
+        &switch,
+        "alice",
+        &common::scenario("agent_refer.xml"),
+        "bob",
+    );
+    let bob = refers(
+        &switch,
+        "bob",
+        &common::scenario("agent_refer_fails.xml"),
+        "carol",
+    );
+    let no_answer = common::scenario("agent_no_answer.xml");
+    let carol = common::agent_phone_with(&switch, "carol", "s3cret", &["-sf", &no_answer]);
+    let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-chain-noanswer");
+    switch.wait_log("transfer target transfers the caller on agent=carol");
+    switch.wait_log("transfer failed; the caller is back with the agent");
+    let out = carol.wait_with_output().expect("sipp carol");
+    assert_sipp_ok(&out, &switch, "carol rang and saw the CANCEL");
+    let out = alice.wait_with_output().expect("sipp alice");
+    assert_sipp_ok(&out, &switch, "alice's REFER: 202, NOTIFY 100/200, BYE");
+    caller.bye();
+    let out = bob.wait_with_output().expect("sipp bob");
+    assert_sipp_ok(&out, &switch, "bob's REFER failing, then BYE");
+}
