@@ -46,6 +46,25 @@ fn start(name: &str) -> Switch {
     Switch::start_with(name, &["--digest-algorithms", "MD5"], prepare)
 }
 
+/// Like [`start`], with only `support` and a 2 s ring timeout (targets
+/// that never answer are given up quickly).
+fn start_short_ring(name: &str) -> Switch {
+    Switch::start_with(name, &["--digest-algorithms", "MD5"], |dir| {
+        prepare(dir);
+        dir.write(
+            "flows/queues.yaml",
+            "queues:\n  support:\n    skills: { support: 1 }\n    ring_timeout: 2s\n    music: tone.wav\n",
+        );
+    })
+}
+
+/// The caller stays with its agent: 300 ms on, the switch has not logged
+/// `ended` (the agent's leg ending).
+fn assert_agent_keeps_the_caller(switch: &Switch, ended: &str) {
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!switch.log().contains(ended), "{}", switch.log());
+}
+
 /// RFC 3515 §2.4.2-2.4.5: REFER to an agent login. A gets 202, NOTIFY 100
 /// and NOTIFY 200 (its scenario checks the sipfrag bodies), then BYE; bob
 /// is rung and bridged to the caller.
@@ -137,12 +156,7 @@ fn a_second_transfer_that_fails_leaves_the_caller_with_its_agent() {
     let out = alice.wait_with_output().expect("sipp alice");
     assert_sipp_ok(&out, &switch, "alice's REFER: 202, NOTIFY 100/200, BYE");
     switch.wait_log("REFER target not reachable");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(
-        !switch.log().contains("transfer target hung up"),
-        "{}",
-        switch.log()
-    );
+    assert_agent_keeps_the_caller(&switch, "transfer target hung up");
     caller.bye();
     let out = bob.wait_with_output().expect("sipp bob");
     assert_sipp_ok(&out, &switch, "bob's REFER failing with a NOTIFY, then BYE");
@@ -212,12 +226,7 @@ fn refer_without_refer_to_is_refused_with_400() {
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-400");
     switch.wait_log("bridged the caller to the queue agent agent=alice");
     switch.wait_log("REFER refused");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(
-        !switch.log().contains("queue agent hung up"),
-        "{}",
-        switch.log()
-    );
+    assert_agent_keeps_the_caller(&switch, "queue agent hung up");
     caller.bye();
     let out = alice.wait_with_output().expect("sipp alice");
     assert_sipp_ok(&out, &switch, "alice's REFER refused with 400, then BYE");
@@ -238,12 +247,7 @@ fn refer_to_an_unknown_user_fails_and_the_agent_keeps_the_caller() {
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-unknown");
     switch.wait_log("bridged the caller to the queue agent agent=alice");
     switch.wait_log("REFER names no queue, agent or extension of ours");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(
-        !switch.log().contains("queue agent hung up"),
-        "{}",
-        switch.log()
-    );
+    assert_agent_keeps_the_caller(&switch, "queue agent hung up");
     caller.bye();
     let out = alice.wait_with_output().expect("sipp alice");
     assert_sipp_ok(&out, &switch, "alice's REFER failing with a NOTIFY");
@@ -257,13 +261,7 @@ fn refer_to_an_agent_who_does_not_answer_returns_the_caller() {
     if !have_peer("sipp") {
         return;
     }
-    let switch = Switch::start_with("refer-noanswer", &["--digest-algorithms", "MD5"], |dir| {
-        prepare(dir);
-        dir.write(
-            "flows/queues.yaml",
-            "queues:\n  support:\n    skills: { support: 1 }\n    ring_timeout: 2s\n    music: tone.wav\n",
-        );
-    });
+    let switch = start_short_ring("refer-noanswer");
     let refer = common::scenario("agent_refer_fails.xml");
     let alice = refers(&switch, "alice", &refer, "1002");
     let no_answer = common::scenario("agent_no_answer.xml");
@@ -289,17 +287,7 @@ fn a_second_transfer_that_rings_out_returns_the_caller() {
     if !have_peer("sipp") {
         return;
     }
-    let switch = Switch::start_with(
-        "refer-chain-noanswer",
-        &["--digest-algorithms", "MD5"],
-        |dir| {
-            prepare(dir);
-            dir.write(
-                "flows/queues.yaml",
-                "queues:\n  support:\n    skills: { support: 1 }\n    ring_timeout: 2s\n    music: tone.wav\n",
-            );
-        },
-    );
+    let switch = start_short_ring("refer-chain-noanswer");
     let alice = refers(
         &switch,
         "alice",

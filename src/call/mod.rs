@@ -989,8 +989,6 @@ impl Drop for DirectCall {
     }
 }
 
-/// Whether a transfer target is one of our agents (by login or extension),
-/// whose call the routing engine must know about.
 impl Call {
     /// Rings every device of a transfer's target (a flow's `transfer` or
     /// a REFER); `direct` when it is one of our agents, whose offer is
@@ -1034,6 +1032,8 @@ struct Handoff {
     direct: Option<DirectCall>,
 }
 
+/// Whether a transfer target is one of our agents (by login or extension),
+/// whose call the routing engine must know about.
 fn direct_agent(target: &crate::ivr::model::TransferTarget) -> bool {
     use crate::ivr::model::TransferTarget;
     matches!(

@@ -32,7 +32,7 @@ use super::rtp::{
 };
 use super::sip::{answer, answer_rtp, sdp_offer};
 use super::stats::{Histogram, StreamStats};
-use super::worker::{DRAIN_EVERY, FRAME, Shared, TICK, frames_missed};
+use super::worker::{FRAME, Shared, TICK, frames_missed, reads_at_slot};
 use super::{CallgenError, Codec};
 
 /// RFC 3261 §13.3.1.4: the 2xx is retransmitted from T1, doubling up to
@@ -358,13 +358,8 @@ impl Agent<'_> {
                 if missed > 0 {
                     self.result.late_ticks += 1;
                 }
-                let frames = self.calls.get(i).map_or(0, |c| c.frame);
-                let reads = if frames % DRAIN_EVERY == 0 {
-                    MAX_READS
-                } else {
-                    1
-                };
-                self.read_rtp(i, reads);
+                let frame = self.calls.get(i).map_or(0, |c| c.frame);
+                self.read_rtp(i, reads_at_slot(frame));
                 self.send_frame(i, missed);
             }
         }

@@ -7,8 +7,8 @@
 //! when it arrives: arrival times are the kernel's receive timestamps, so
 //! reading later changes no figure, and the switch's sends do not wake
 //! the generator for every packet (which would cost both sides CPU the
-//! phones they stand for never charge the switch). A call's slots start at the tick after
-//! its answer, so the calls' frames spread over the 20 ms like those of
+//! phones they stand for never charge the switch). A call's slots start
+//! at the tick after its answer, so the calls' frames spread over the 20 ms like those of
 //! independent phones, rather than all leaving in one burst (which would
 //! load the switch in bursts no real traffic has).
 
@@ -50,7 +50,7 @@ const SIP: Token = Token(usize::MAX);
 const MAX_READS: usize = 256;
 /// A call reads one datagram at each of its slots (the switch sends one
 /// per 20 ms), and empties its socket every this many frames.
-pub(super) const DRAIN_EVERY: u64 = 8;
+const DRAIN_EVERY: u64 = 8;
 /// Length of a generated RFC 4733 key press.
 const DTMF_LENGTH: Duration = Duration::from_millis(100);
 
@@ -255,6 +255,16 @@ pub(super) fn run(
     Ok(result)
 }
 
+/// Datagrams a call reads at the slot of its frame `frame` (see
+/// [`DRAIN_EVERY`]).
+pub(super) fn reads_at_slot(frame: u64) -> usize {
+    if frame % DRAIN_EVERY == 0 {
+        MAX_READS
+    } else {
+        1
+    }
+}
+
 /// Whole frame intervals between a frame's slot and `now` (frames to skip
 /// so the next one is on time).
 pub(super) fn frames_missed(due: Instant, now: Instant) -> u64 {
@@ -329,12 +339,7 @@ impl Worker<'_> {
                             self.result.late_ticks += 1;
                         }
                         call.next_frame = Some(due + FRAME * (1 + missed) as u32);
-                        let reads = if call.frame % DRAIN_EVERY == 0 {
-                            MAX_READS
-                        } else {
-                            1
-                        };
-                        self.read_rtp(call, reads);
+                        self.read_rtp(call, reads_at_slot(call.frame));
                         self.send_media(call, now, missed);
                     }
                 }

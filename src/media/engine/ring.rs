@@ -2,7 +2,9 @@
 //! one tick phase's legs go to the kernel in one submission, and then
 //! their frames in another, instead of one syscall per datagram. At a few
 //! thousand legs per worker that is the difference between a few hundred
-//! thousand syscalls a second and a thousand.
+//! thousand syscalls a second and a thousand. The sockets a wake-up found
+//! ready (bridged legs' RTP, any RTCP) are read the same way, a round per
+//! submission, with the previous round's relays in it.
 //!
 //! - Each leg's sockets are registered as fixed files (slot `2·i` RTP,
 //!   `2·i + 1` RTCP), so no operation looks up a descriptor; a slot beyond
@@ -272,7 +274,9 @@ impl TickRing {
         self.queued = 0;
         let done = self.reap();
         if done < want {
-            // A read waits in the kernel on our buffers: never use this ring.
+            // A read waits in the kernel on our buffers (nothing is ever
+            // sent to that socket, so it never writes into them): never
+            // use this ring.
             return Err(io::Error::other("io_uring read did not complete at once"));
         }
         Ok(())
