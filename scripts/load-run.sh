@@ -15,6 +15,9 @@
 # media worker threads in the SCHED_FIFO class at priority N (what media
 # servers' "real-time priority" options do), so a runnable generator or
 # other process never delays a tick or a relayed packet; say so too.
+# MEDIA_NICE=N passes --media-nice N to the switch (its default, -10, ranks
+# the media workers before callgen when the switch runs as root; 0 leaves
+# them at the switch's priority).
 
 work=$(mktemp -d /tmp/switchboard-load.XXXXXX)
 switch_pid=
@@ -54,7 +57,7 @@ RUST_LOG=warn,switchboard=info,switchboard::media::engine=debug "${prio[@]}" "$b
     --sip-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --public-ip 127.0.0.1 \
     --database-url "sqlite://$work/load.db" --admin-token load \
     --flows "$work/flows" --sounds sounds --recordings "$work/recordings" \
-    --rtp-ports 20000-39999 2>"$work/switch.log" &
+    --rtp-ports 20000-39999 ${MEDIA_NICE:+--media-nice "$MEDIA_NICE"} 2>"$work/switch.log" &
 switch_pid=$!
 for _ in $(seq 1 100); do
     grep -q "listening sip=" "$work/switch.log" 2>/dev/null && break
@@ -77,6 +80,11 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$switch_pid/status"; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$switch_pid/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$switch_pid/stat"; }
 
+for task in /proc/"$switch_pid"/task/*; do
+    case "$(cat "$task/comm")" in
+    media-[0-9]*) awk '{ sub(/.*\) /, ""); print $17 }' "$task/stat" ;;
+    esac
+done | sort -u | tr '\n' ' ' >"$work/media-nice"
 rss_before=$(rss_kib)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # Once a second: time, switch CPU ticks, RSS (KiB).
@@ -138,6 +146,7 @@ fi
 printf 'load average (1/5/15 min): %s before, %s after; nice %s (%s)\n' "$load_before" "$load_after" \
     "${NICE:-0}" "$(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup')"
 [ -z "${RT:-}" ] || echo "media workers: SCHED_FIFO priority $RT"
+echo "media workers' nice: $(cat "$work/media-nice" 2>/dev/null || echo unknown)"
 if grep -q "media worker timing" "$work/switch.log"; then
     echo "media worker timing (10 s windows; send = frame off its slot, wake = tick start off its deadline, work = one tick):"
     grep "media worker timing" "$work/switch.log" | sed 's/^.*media worker timing/ /' | tail -n 8

@@ -34,11 +34,12 @@ pub enum Setting {
     AdminToken,
     TrustedPeers,
     DigestAlgorithms,
+    MediaNice,
 }
 
 impl Setting {
     /// Every setting, in the order of the DESIGN §2 table.
-    pub const ALL: [Setting; 12] = [
+    pub const ALL: [Setting; 13] = [
         Setting::SipListen,
         Setting::PublicIp,
         Setting::Domain,
@@ -51,6 +52,7 @@ impl Setting {
         Setting::AdminToken,
         Setting::TrustedPeers,
         Setting::DigestAlgorithms,
+        Setting::MediaNice,
     ];
 
     /// The `switchboard.toml` key (snake_case).
@@ -68,6 +70,7 @@ impl Setting {
             Setting::AdminToken => "admin_token",
             Setting::TrustedPeers => "trusted_peers",
             Setting::DigestAlgorithms => "digest_algorithms",
+            Setting::MediaNice => "media_nice",
         }
     }
 
@@ -93,6 +96,7 @@ impl Setting {
             Setting::Sounds => Some("sounds"),
             Setting::Recordings => Some("recordings"),
             Setting::DigestAlgorithms => Some("SHA-256,MD5"),
+            Setting::MediaNice => Some("-10"),
             Setting::PublicIp | Setting::Domain | Setting::AdminToken | Setting::TrustedPeers => {
                 None
             }
@@ -221,6 +225,9 @@ pub struct SettingsArgs {
     /// Digest algorithms offered to phones, most preferred first [env: SWITCHBOARD_DIGEST_ALGORITHMS] [default: SHA-256,MD5]
     #[arg(long, global = true, value_name = "LIST")]
     pub digest_algorithms: Option<String>,
+    /// Nice value of the media worker threads, -20..19; 0 leaves them at the process's [env: SWITCHBOARD_MEDIA_NICE] [default: -10]
+    #[arg(long, global = true, value_name = "N", allow_hyphen_values = true)]
+    pub media_nice: Option<String>,
 }
 
 impl SettingsArgs {
@@ -239,6 +246,7 @@ impl SettingsArgs {
             (Setting::AdminToken, &self.admin_token),
             (Setting::TrustedPeers, &self.trusted_peers),
             (Setting::DigestAlgorithms, &self.digest_algorithms),
+            (Setting::MediaNice, &self.media_nice),
         ];
         pairs
             .into_iter()
@@ -264,6 +272,10 @@ pub struct Config {
     /// Digest algorithms the registrar offers, most preferred first
     /// (RFC 8760 §2.4).
     pub digest_algorithms: Vec<DigestAlgorithm>,
+    /// Nice value the media workers ask for (Linux); 0 leaves them at the
+    /// process's priority. Below the process's own it needs
+    /// `CAP_SYS_NICE` (or `RLIMIT_NICE`); without, they keep it.
+    pub media_nice: i32,
 }
 
 impl Config {
@@ -336,12 +348,15 @@ impl Config {
             admin_token: None,
             trusted_peers: CidrList::default(),
             digest_algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            // Tests run beside each other: no priority games.
+            media_nice: 0,
         }
     }
 }
 
 /// Reads `switchboard.toml`: a flat table of the setting keys. Strings
-/// everywhere; `trusted_peers` may also be an array of strings.
+/// everywhere; `trusted_peers` may also be an array of strings and
+/// `media_nice` an integer.
 fn file_layer(path: &Path, text: &str) -> Result<Vec<(Setting, String)>, ConfigError> {
     let table: toml::Table = toml::from_str(text).map_err(|source| ConfigError::ParseFile {
         path: path.to_path_buf(),
@@ -359,6 +374,7 @@ fn file_layer(path: &Path, text: &str) -> Result<Vec<(Setting, String)>, ConfigE
         };
         let text = match (setting, value) {
             (_, toml::Value::String(s)) => s,
+            (Setting::MediaNice, toml::Value::Integer(n)) => n.to_string(),
             (Setting::TrustedPeers, toml::Value::Array(items)) => {
                 let mut parts = Vec::with_capacity(items.len());
                 for item in items {
@@ -480,6 +496,7 @@ impl Resolver {
             .parse(Setting::TrustedPeers, |s| s.parse::<CidrList>())?
             .unwrap_or_default();
         let digest_algorithms = self.required(Setting::DigestAlgorithms, parse_algorithms)?;
+        let media_nice = self.required(Setting::MediaNice, parse_nice)?;
         Ok(Config {
             sip_listen,
             public_ip,
@@ -493,6 +510,7 @@ impl Resolver {
             admin_token,
             trusted_peers,
             digest_algorithms,
+            media_nice,
         })
     }
 }
@@ -509,6 +527,16 @@ fn parse_algorithms(s: &str) -> Result<Vec<DigestAlgorithm>, String> {
         out.push(algorithm);
     }
     Ok(out)
+}
+
+/// A nice value, -20 (first served) to 19 (last).
+fn parse_nice(s: &str) -> Result<i32, String> {
+    match s.parse::<i32>() {
+        Ok(n) if (-20..=19).contains(&n) => Ok(n),
+        _ => Err(
+            "expected a nice value from -20 to 19 (0 leaves the media workers alone)".to_owned(),
+        ),
+    }
 }
 
 fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
@@ -816,6 +844,37 @@ mod tests {
         assert!(c.trusted_peers.is_empty());
         assert!(!c.public_ip.is_unspecified());
         assert_eq!(c.domain, host_text(c.public_ip));
+        assert_eq!(c.media_nice, -10);
+    }
+
+    #[test]
+    fn media_nice_from_file_integer_env_and_flag_within_bounds() {
+        let file = (Path::new("x.toml"), "media_nice = -5\n");
+        let c = Config::from_sources(Some(file), no_env, &[]).unwrap();
+        assert_eq!(c.media_nice, -5);
+        let env = env_of(&[("SWITCHBOARD_MEDIA_NICE", "0")]);
+        assert_eq!(
+            Config::from_sources(Some(file), env, &[])
+                .unwrap()
+                .media_nice,
+            0
+        );
+        let flags = [(Setting::MediaNice, "19".to_owned())];
+        assert_eq!(
+            Config::from_sources(None, no_env, &flags)
+                .unwrap()
+                .media_nice,
+            19
+        );
+        for bad in ["-21", "20", "high", ""] {
+            let flags = [(Setting::MediaNice, bad.to_owned())];
+            let err = Config::from_sources(None, no_env, &flags).unwrap_err();
+            assert!(
+                err.to_string().contains("media_nice (flag --media-nice)")
+                    && err.to_string().contains("-20 to 19"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -162,8 +162,11 @@ fn start_sip(
         media_ip: config.public_ip,
         bind_ip: sip_addr.ip(),
         ports,
-        engine: media::engine::MediaEngine::start(media::engine::EngineConfig::default())
-            .map_err(RunError::Media)?,
+        engine: media::engine::MediaEngine::start(media::engine::EngineConfig {
+            nice: (config.media_nice != 0).then_some(config.media_nice),
+            ..media::engine::EngineConfig::default()
+        })
+        .map_err(RunError::Media)?,
         recordings: config.recordings.clone(),
         webhooks: ivr::webhook::WebhookClient::new().map_err(RunError::Webhooks)?,
         store: state.store.clone(),

@@ -405,3 +405,86 @@ fn serve_settings_precedence_file_env_flag() {
     assert_eq!(server.sip.ip().to_string(), "127.0.0.2");
     assert_eq!(server.terminate().0, Some(0));
 }
+
+/// The nice value of each of `pid`'s threads named `media-N`, once every
+/// worker has set its own (they do at start).
+fn media_worker_nice(pid: u32, want: i32) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("task dir")
+            .flatten()
+        {
+            let path = task.path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            let name = comm.trim_end();
+            let is_worker = name
+                .strip_prefix("media-")
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+            if !is_worker {
+                continue;
+            }
+            // Field 19 of stat; the fields after the `(comm)` start at 3.
+            let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            if let Some(nice) = after
+                .split_whitespace()
+                .nth(16)
+                .and_then(|n| n.parse().ok())
+            {
+                found.push(nice);
+            }
+        }
+        if (!found.is_empty() && found.iter().all(|&n| n == want)) || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_gives_the_media_workers_their_nice_value() {
+    let dir = TempDir::new("cli").unwrap();
+    let serve = |extra: &[&str]| {
+        Server::start(
+            switchboard(dir.path())
+                .args([
+                    "--sip-listen",
+                    "127.0.0.1:0",
+                    "--http-listen",
+                    "127.0.0.1:0",
+                ])
+                .args(["--database-url", &db_url(dir.path())])
+                .args(extra),
+        )
+    };
+
+    // Raising a nice value needs no privilege: the workers take it.
+    let server = serve(&["--media-nice", "7"]);
+    let nice = media_worker_nice(server.child.id(), 7);
+    assert!(!nice.is_empty(), "no media-N threads");
+    assert!(nice.iter().all(|&n| n == 7), "{nice:?}");
+    assert_eq!(server.terminate().0, Some(0));
+
+    // The default (-10) needs CAP_SYS_NICE: granted, the workers run at
+    // -10; refused, they keep the process's and the switch says why.
+    let server = serve(&[]);
+    let nice = media_worker_nice(server.child.id(), -10);
+    let granted = nice.iter().all(|&n| n == -10);
+    let (code, _) = {
+        let said: Vec<String> = server.stderr.try_iter().collect();
+        if !granted {
+            assert!(nice.iter().all(|&n| n == 0), "{nice:?}");
+            assert!(
+                said.iter()
+                    .any(|l| l.contains("media workers keep the process's priority")),
+                "workers at {nice:?} and nothing said:\n{}",
+                said.join("\n")
+            );
+        }
+        server.terminate()
+    };
+    assert_eq!(code, Some(0));
+}

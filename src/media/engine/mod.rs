@@ -62,6 +62,7 @@
 mod batch;
 mod clock;
 mod leg;
+mod priority;
 #[cfg(target_os = "linux")]
 mod ring;
 mod stats;
@@ -128,6 +129,12 @@ pub struct EngineConfig {
     /// `io_uring` submission each (Linux, where the kernel allows it);
     /// off, or where it is unavailable, one syscall per datagram.
     pub batched_io: bool,
+    /// Nice value each worker thread asks for at start (Linux), so the
+    /// media clock goes first when the machine is busy; `None` leaves the
+    /// threads at the process's priority. A value below the process's
+    /// needs `CAP_SYS_NICE` (or `RLIMIT_NICE`): without it the workers
+    /// keep their priority and the engine says so once.
+    pub nice: Option<i32>,
 }
 
 impl Default for EngineConfig {
@@ -137,6 +144,7 @@ impl Default for EngineConfig {
             leg: LegConfig::default(),
             thread_name: "media".to_owned(),
             batched_io: true,
+            nice: None,
         }
     }
 }

@@ -138,9 +138,15 @@ pub(crate) fn spawn(index: usize, config: &EngineConfig) -> Result<WorkerHandle,
         #[cfg(target_os = "linux")]
         scratch: Vec::with_capacity(MAX_DATAGRAM),
     };
+    let nice = config.nice;
     thread::Builder::new()
         .name(format!("{}-{index}", config.thread_name))
-        .spawn(move || worker.run())
+        .spawn(move || {
+            if let Some(nice) = nice {
+                super::priority::apply_to_current_thread(nice);
+            }
+            worker.run()
+        })
         .map_err(EngineError::Spawn)?;
     Ok(WorkerHandle { tx, waker, stats })
 }
