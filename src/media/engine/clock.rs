@@ -24,6 +24,36 @@ pub const TICK: Duration = Duration::from_millis(20);
 /// 0.5 ms of `sendto`s on loopback.
 pub const PHASES: u64 = 10;
 
+/// The workers' grids are staggered: worker `index` of `workers` ticks
+/// `index / workers` of a tick period after worker 0. Their bursts of
+/// sends then take turns instead of landing on the same instant, so on
+/// a machine with few cores one worker's burst does not wait behind the
+/// other's (or push the rest of the machine off both cores at once).
+pub fn stagger(index: usize, workers: usize) -> Duration {
+    let period = TICK / PHASES as u32;
+    let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
+    let index = u32::try_from(index).unwrap_or(0) % workers;
+    period * index / workers
+}
+
+/// The first instant at or after `now` on the tick grid through `origin`
+/// (`origin + k × period`, any whole `k`): where a worker's grid starts
+/// again after an idle spell, keeping its place beside the others'.
+pub fn aligned_start(origin: Instant, now: Instant) -> Instant {
+    let period = (TICK / PHASES as u32).as_nanos();
+    if now <= origin {
+        // Earlier grid points are on the same grid: step back from origin.
+        let before = origin.duration_since(now).as_nanos() % period;
+        return now + Duration::from_nanos(before as u64);
+    }
+    let past = now.duration_since(origin).as_nanos() % period;
+    if past == 0 {
+        now
+    } else {
+        now + Duration::from_nanos((period - past) as u64)
+    }
+}
+
 /// One tick to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tick {
@@ -184,6 +214,46 @@ impl PhasePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_grids_are_staggered_evenly_within_a_tick() {
+        let period = TICK / PHASES as u32;
+        assert_eq!(stagger(0, 2), Duration::ZERO);
+        assert_eq!(stagger(1, 2), period / 2);
+        assert_eq!(stagger(3, 4), period * 3 / 4);
+        assert_eq!(stagger(0, 1), Duration::ZERO);
+        assert_eq!(stagger(0, 0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_grid_restarts_on_its_own_points() {
+        let period = TICK / PHASES as u32;
+        let origin = Instant::now() + Duration::from_secs(1);
+        let us = Duration::from_micros;
+        // After the origin: the next point, or now if on one.
+        assert_eq!(aligned_start(origin, origin), origin);
+        assert_eq!(aligned_start(origin, origin + us(1)), origin + period);
+        assert_eq!(
+            aligned_start(origin, origin + period * 7 + us(300)),
+            origin + period * 8
+        );
+        assert_eq!(
+            aligned_start(origin, origin + period * 3),
+            origin + period * 3
+        );
+        // Before it: the grid extends backwards.
+        assert_eq!(aligned_start(origin, origin - us(300)), origin);
+        assert_eq!(
+            aligned_start(origin, origin - period * 2 - us(300)),
+            origin - period * 2
+        );
+        assert_eq!(aligned_start(origin, origin - period), origin - period);
+        // Two staggered workers restarting at the same instant stay apart.
+        let now = origin + us(12_345);
+        let a = aligned_start(origin + stagger(0, 2), now);
+        let b = aligned_start(origin + stagger(1, 2), now);
+        assert_eq!(a.max(b) - a.min(b), period / 2);
+    }
 
     #[test]
     fn ticks_follow_the_grid_without_drift() {

@@ -285,8 +285,10 @@ impl MediaEngine {
             n => n,
         };
         let mut workers = Vec::with_capacity(n);
+        let epoch = std::time::Instant::now();
         for index in 0..n {
-            workers.push(worker::spawn(index, &config)?);
+            let origin = epoch + clock::stagger(index, n);
+            workers.push(worker::spawn(index, origin, &config)?);
         }
         Ok(MediaEngine {
             shared: Arc::new(Shared {

@@ -45,7 +45,7 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::batch::RecvBatch;
-use super::clock::{PHASES, PhasePlan, Tick, TickClock};
+use super::clock::{PHASES, PhasePlan, Tick, TickClock, aligned_start};
 use super::leg::{LegConfig, LegCore, RecordOutput, Transmit, TransmitTo};
 #[cfg(target_os = "linux")]
 use super::ring::TickRing;
@@ -102,8 +102,13 @@ impl WorkerHandle {
     }
 }
 
-/// Starts worker `index` and its recorder thread.
-pub(crate) fn spawn(index: usize, config: &EngineConfig) -> Result<WorkerHandle, EngineError> {
+/// Starts worker `index` and its recorder thread. `origin` is the
+/// worker's tick grid (the engine staggers its workers').
+pub(crate) fn spawn(
+    index: usize,
+    origin: Instant,
+    config: &EngineConfig,
+) -> Result<WorkerHandle, EngineError> {
     let poll = Poll::new().map_err(EngineError::Poll)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(EngineError::Poll)?);
     let (tx, rx) = mpsc::channel();
@@ -119,7 +124,8 @@ pub(crate) fn spawn(index: usize, config: &EngineConfig) -> Result<WorkerHandle,
         slots: Vec::new(),
         free: Vec::new(),
         by_id: HashMap::new(),
-        clock: TickClock::new(Instant::now()),
+        clock: TickClock::new(origin),
+        origin,
         phases: PhasePlan::default(),
         timer: None,
         armed: None,
@@ -184,6 +190,9 @@ struct Worker {
     free: Vec<usize>,
     by_id: HashMap<LegId, usize>,
     clock: TickClock,
+    /// A point of the worker's tick grid, staggered from the other
+    /// workers' ([`super::clock::stagger`]).
+    origin: Instant,
     phases: PhasePlan,
     /// The tick deadline as a kernel timer in the poll, where there is one.
     timer: Option<timer::TickTimer>,
@@ -772,9 +781,10 @@ impl Worker {
             ..
         } = setup;
         if self.by_id.is_empty() {
-            // The first leg after an idle spell: a fresh grid from now, so
-            // the first tick does not count the idle time as missed.
-            self.clock = TickClock::new(now);
+            // The first leg after an idle spell: the grid again from its
+            // next point, so the first tick does not count the idle time
+            // as missed.
+            self.clock = TickClock::new(aligned_start(self.origin, now));
             self.armed = None;
         }
         let index = self.free.pop().unwrap_or(self.slots.len());
