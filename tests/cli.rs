@@ -314,6 +314,22 @@ impl Drop for Server {
 }
 
 /// `... listening sip=ADDR http=ADDR` → the two addresses.
+/// `serve` in `dir` on loopback ports it picks, with its own database and
+/// `extra` flags.
+fn serve_on_loopback(dir: &Path, extra: &[&str]) -> Server {
+    Server::start(
+        switchboard(dir)
+            .args([
+                "--sip-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--database-url", &db_url(dir)])
+            .args(extra),
+    )
+}
+
 fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let rest = &line[line.find("listening sip=")? + "listening sip=".len()..];
     let (sip, rest) = rest.split_once(" http=")?;
@@ -339,16 +355,7 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 #[test]
 fn serve_listens_answers_health_and_stops_on_sigterm() {
     let dir = TempDir::new("cli").unwrap();
-    let server = Server::start(
-        switchboard(dir.path())
-            .args([
-                "--sip-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--database-url", &db_url(dir.path())]),
-    );
+    let server = serve_on_loopback(dir.path(), &[]);
     assert_ne!(server.sip.port(), 0);
     assert_ne!(server.http.port(), 0);
     // SIP UDP and TCP share the port.
@@ -447,19 +454,7 @@ fn media_worker_nice(pid: u32, want: i32) -> Vec<i32> {
 #[test]
 fn serve_gives_the_media_workers_their_nice_value() {
     let dir = TempDir::new("cli").unwrap();
-    let serve = |extra: &[&str]| {
-        Server::start(
-            switchboard(dir.path())
-                .args([
-                    "--sip-listen",
-                    "127.0.0.1:0",
-                    "--http-listen",
-                    "127.0.0.1:0",
-                ])
-                .args(["--database-url", &db_url(dir.path())])
-                .args(extra),
-        )
-    };
+    let serve = |extra: &[&str]| serve_on_loopback(dir.path(), extra);
 
     // Raising a nice value needs no privilege: the workers take it.
     let server = serve(&["--media-nice", "7"]);
