@@ -3,8 +3,8 @@
 # RATE per second against a release build of the switch on loopback, each
 # held HOLD seconds with RTP both ways while the switch plays the music on
 # hold as a menu prompt (RFC 4733 and in-band DTMF detection running).
-# Reports callgen's summary (loss, jitter, arrival off the 20 ms grid, its
-# own CPU), the switch's CPU share over the whole run and while every call
+# Reports callgen's summary (loss, jitter, arrival off the 20 ms grid,
+# first RTP after the ACK, its own CPU), the switch's CPU share over the whole run and while every call
 # is up, its RSS before and at peak, the media workers' timing log (send
 # time off the grid, wake-up lateness, tick work per 10 s window) and the
 # load average.
@@ -22,6 +22,17 @@ rate=${2:-200}
 hold=${3:-25}
 number=100
 callgen_args=()
+start=music
+music='music: { play: hold.wav, next: wait }'
+# DTMF=1@20s: each call presses 1 that long after its answer, in the menu
+# (the flow then starts there): the report adds digit -> last RTP packet,
+# how long the prompt went on after the key (DESIGN §9: DTMF -> prompt
+# stops), as the menu cuts its prompt and hangs up.
+if [ -n "${DTMF:-}" ]; then
+    callgen_args=(--dtmf "$DTMF")
+    start=wait
+    music=
+fi
 settle=2
 what="calls"
 per_call="call"
@@ -29,12 +40,12 @@ per_call="call"
 # Number 100 plays the music on hold, then again as a menu prompt that
 # waits 60 s for a key: 48 s of continuous audio per call.
 write_flows() {
-    cat >"$1/load.yaml" <<'EOF'
+    cat >"$1/load.yaml" <<EOF
 name: load
 numbers: ["100"]
-start: music
+start: $start
 nodes:
-  music: { play: hold.wav, next: wait }
+  $music
   wait:
     menu:
       prompt: hold.wav

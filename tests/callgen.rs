@@ -94,6 +94,11 @@ fn five_calls_receive_the_prompt_without_loss() {
     assert!(report.rtp.sent >= 5 * 140, "{}", ctx());
     assert_eq!(report.grid_deviation_ms.count, report.rtp.received);
     assert!(report.setup_ms.max > 0.0 && report.jitter_ms.count == 5);
+    // DESIGN §9: the first prompt packet after the ACK, for every call;
+    // no digit was sent, so no digit latency.
+    assert_eq!(report.first_audio_ms.count, 5, "{}", ctx());
+    assert!(report.first_audio_ms.max < 1000.0, "{}", ctx());
+    assert_eq!(report.digit_to_last_audio_ms.count, 0, "{}", ctx());
     assert!(
         report.captured.len() >= 8000,
         "{} samples",
@@ -137,6 +142,15 @@ fn binary_sends_a_digit_and_the_switch_hangs_up() {
     assert_eq!(report["calls"]["answered"], 2, "{}", ctx());
     assert_eq!(report["calls"]["ended_by_switch"], 2, "{}", ctx());
     assert_eq!(report["rtp"]["lost"], 0, "{}", ctx());
+    // The key cut the 10 s prompt: its last packet came well before the
+    // 4 s of it that were left (DESIGN §9: DTMF -> prompt stops).
+    assert_eq!(report["digit_to_last_audio_ms"]["count"], 2, "{}", ctx());
+    assert!(
+        report["digit_to_last_audio_ms"]["max"].as_f64().unwrap() < 1000.0,
+        "{}",
+        ctx()
+    );
+    assert_eq!(report["first_audio_ms"]["count"], 2, "{}", ctx());
     assert!(
         report["generator"]["wall_seconds"].as_f64().unwrap() < 4.5,
         "{}",

@@ -183,6 +183,14 @@ pub struct Report {
     pub grid_deviation_ms: Percentiles,
     /// `kernel` (SO_TIMESTAMPNS) or `user` (time of the read).
     pub arrival_timestamps: &'static str,
+    /// The ACK's send to the first RTP packet's arrival, per answered
+    /// call, in ms (DESIGN §9: first prompt packet after the ACK).
+    pub first_audio_ms: Percentiles,
+    /// The digit's first RFC 4733 packet to the arrival of the last RTP
+    /// packet, on calls the switch ended after the digit (a flow whose key
+    /// cuts the prompt and hangs up), in ms (DESIGN §9: DTMF → prompt
+    /// stops).
+    pub digit_to_last_audio_ms: Percentiles,
     pub generator: GeneratorLoad,
     /// Bridged runs only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,6 +300,8 @@ fn summarize(
     let mut report = Report::default();
     let mut setup = Vec::new();
     let mut jitter = Vec::new();
+    let mut first_audio = Vec::new();
+    let mut digit_to_last = Vec::new();
     let mut deviations = Histogram::default();
     let mut delays = Histogram::default();
     for w in results {
@@ -320,6 +330,12 @@ fn summarize(
             if let Some(j) = c.jitter {
                 jitter.push(j * 1e3);
             }
+            if let Some(ns) = c.first_audio_ns {
+                first_audio.push(ns as f64 * 1e-6);
+            }
+            if let Some(ns) = c.digit_to_last_ns {
+                digit_to_last.push(ns as f64 * 1e-6);
+            }
             let rtp = &mut report.rtp;
             rtp.sent += c.sent;
             rtp.received += c.received;
@@ -338,6 +354,8 @@ fn summarize(
     }
     report.setup_ms = Percentiles::of(&mut setup);
     report.jitter_ms = Percentiles::of(&mut jitter);
+    report.first_audio_ms = Percentiles::of(&mut first_audio);
+    report.digit_to_last_audio_ms = Percentiles::of(&mut digit_to_last);
     report.grid_deviation_ms = deviations.percentiles().scaled(1e-6);
     if let Some(mut a) = agent {
         report.generator.late_ticks += a.late_ticks;
@@ -451,6 +469,22 @@ impl fmt::Display for Report {
             "arrival off the 20 ms grid ({} timestamps, {} packets): p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
             self.arrival_timestamps, d.count, d.p50, d.p99, d.p999, d.max
         )?;
+        let a = &self.first_audio_ms;
+        if a.count > 0 {
+            writeln!(
+                f,
+                "first RTP after the ACK ({} calls): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                a.count, a.p50, a.p99, a.max
+            )?;
+        }
+        let k = &self.digit_to_last_audio_ms;
+        if k.count > 0 {
+            writeln!(
+                f,
+                "digit -> last RTP packet ({} calls the switch ended after the digit): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                k.count, k.p50, k.p99, k.max
+            )?;
+        }
         if let Some(b) = &self.bridge {
             writeln!(
                 f,

@@ -91,6 +91,13 @@ pub(super) struct CallResult {
     pub out_of_order: u64,
     pub grid_skipped: u64,
     pub jitter: Option<f64>,
+    /// The ACK's send to the first RTP packet's arrival (0 when the
+    /// switch's audio came first), in ns.
+    pub first_audio_ns: Option<i64>,
+    /// The first RFC 4733 packet's send to the arrival of the last RTP
+    /// packet, on calls the switch ended after the digit: how long the
+    /// prompt went on after the key, in ns.
+    pub digit_to_last_ns: Option<i64>,
 }
 
 /// Everything a worker hands back.
@@ -151,6 +158,13 @@ struct Call {
     dtmf: Rfc4733Sender,
     dtmf_due: Option<Instant>,
     rx: StreamStats,
+    /// Wall-clock times (ns, the clock of the kernel's receive
+    /// timestamps): the ACK's send, the digit's first packet, the first
+    /// and the last RTP arrival.
+    acked_ns: Option<i64>,
+    digit_ns: Option<i64>,
+    first_rx_ns: Option<i64>,
+    last_rx_ns: Option<i64>,
     result: CallResult,
     capture: bool,
 }
@@ -201,6 +215,10 @@ pub(super) fn run(
                 dtmf: Rfc4733Sender::new(SenderConfig::default()),
                 dtmf_due: None,
                 rx: StreamStats::default(),
+                acked_ns: None,
+                digit_ns: None,
+                first_rx_ns: None,
+                last_rx_ns: None,
                 result: CallResult::default(),
                 capture: cfg.capture_call == Some(k as u64),
             }
@@ -415,6 +433,14 @@ impl Worker<'_> {
         r.out_of_order = rx.out_of_order;
         r.grid_skipped = rx.grid_skipped();
         r.jitter = (rx.received > 1).then(|| rx.jitter_seconds());
+        r.first_audio_ns = call
+            .acked_ns
+            .zip(call.first_rx_ns)
+            .map(|(acked, first)| (first - acked).max(0));
+        r.digit_to_last_ns = match (call.digit_ns, call.last_rx_ns) {
+            (Some(digit), Some(last)) if r.ended_by_switch => Some((last - digit).max(0)),
+            _ => None,
+        };
         for d in rx.deviations_ns() {
             self.result.deviations.record(d);
         }
@@ -438,7 +464,9 @@ impl Worker<'_> {
             && let Some((digit, _)) = cfg.dtmf
         {
             call.dtmf_due = None;
-            let _ = call.dtmf.start(now, digit, ts, DTMF_LENGTH);
+            if call.dtmf.start(now, digit, ts, DTMF_LENGTH).is_ok() {
+                call.digit_ns = Some(realtime_ns());
+            }
         }
         let len = if call.dtmf.is_busy() {
             call.after_dtmf = true;
@@ -490,6 +518,8 @@ impl Worker<'_> {
             };
             call.rx
                 .handle_packet(pkt.ssrc(), pkt.sequence(), pkt.timestamp(), at);
+            call.first_rx_ns.get_or_insert(at);
+            call.last_rx_ns = call.last_rx_ns.max(Some(at));
             if self.shared.tagged
                 && let Some(sent) = read_tag(pkt.payload())
             {
@@ -604,6 +634,7 @@ impl Worker<'_> {
         call.ack = call.ids.ack_2xx(&to, &target);
         call.bye = call.ids.bye(&to, &target);
         self.send_sip(&call.ack);
+        call.acked_ns = Some(realtime_ns());
         call.result.setup = Some(now.saturating_duration_since(sent));
         let Some(rtp) = answer_rtp(&resp.body) else {
             call.result.failure = Some("no-sdp".into());
