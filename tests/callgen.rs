@@ -208,6 +208,10 @@ fn five_bridged_calls_relay_audio_both_ways_without_loss() {
     assert_eq!(bridge.agent_answered, 5, "{}", ctx());
     assert_eq!(bridge.agent_refused, 0, "{}", ctx());
     assert_eq!(bridge.agent_ended_by_switch, 5, "{}", ctx());
+    // DESIGN §9 agent answer -> audio: every answered agent heard the
+    // caller, at the caller's next frames (not seconds later).
+    assert_eq!(bridge.answer_to_audio_ms.count, 5, "{}", ctx());
+    assert!(bridge.answer_to_audio_ms.max < 1000.0, "{}", ctx());
     for (name, d) in [
         ("caller->agent", &bridge.caller_to_agent),
         ("agent->caller", &bridge.agent_to_caller),

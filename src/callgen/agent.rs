@@ -71,6 +71,9 @@ pub(super) struct AgentResult {
     /// Each tagged packet's delay from the caller's send to its arrival
     /// here, in ns.
     pub delays: Histogram,
+    /// Per answered call: the 200's send to the arrival of the first
+    /// packet of the caller's audio (tagged by the caller), in ns.
+    pub answer_to_audio_ns: Vec<i64>,
     pub late_ticks: u64,
 }
 
@@ -82,6 +85,10 @@ struct AnsweredCall {
     peer: SocketAddr,
     acked: bool,
     answered_at: Instant,
+    /// Wall-clock time (ns, the clock of the receive timestamps) of the
+    /// 200's first send, and of the first caller packet's arrival.
+    answered_ns: i64,
+    first_heard_ns: Option<i64>,
     next_retx: Instant,
     interval: Duration,
     rtp: Option<mio::net::UdpSocket>,
@@ -300,6 +307,7 @@ impl Agent<'_> {
         let body = sdp_offer(codec, rtp_addr);
         let ok = ok_with_tag(req, &tag, self.local, body);
         self.respond(&ok, from);
+        let answered_ns = realtime_ns();
         let sender = RtpSender::random(&mut self.rng);
         let media_ts = sender.next_timestamp();
         if let Ok(id) = req.headers.call_id() {
@@ -310,6 +318,8 @@ impl Agent<'_> {
             peer: from,
             acked: false,
             answered_at: now,
+            answered_ns,
+            first_heard_ns: None,
             next_retx: now + T1,
             interval: T1,
             rtp: Some(sock),
@@ -416,6 +426,7 @@ impl Agent<'_> {
                 self.result
                     .delays
                     .record(u64::try_from(at - sent).unwrap_or(0));
+                call.first_heard_ns.get_or_insert(at);
             }
         }
     }
@@ -447,6 +458,9 @@ impl Agent<'_> {
             r.silent_calls += 1;
         } else if rx.received > 1 {
             r.jitter.push(rx.jitter_seconds());
+        }
+        if let Some(heard) = call.first_heard_ns {
+            r.answer_to_audio_ns.push((heard - call.answered_ns).max(0));
         }
         call.ok = Vec::new();
     }

@@ -165,6 +165,11 @@ pub struct BridgeReport {
     pub agent_not_acked: u64,
     /// Answered calls still up when the run ended.
     pub agent_still_up: u64,
+    /// The answering side's 200 to the arrival there of the caller's
+    /// first relayed packet, per call, in ms (DESIGN §9: agent answer →
+    /// audio). The caller sends every 20 ms, so up to one frame of it is
+    /// the caller's cadence.
+    pub answer_to_audio_ms: Percentiles,
     pub caller_to_agent: Direction,
     pub agent_to_caller: Direction,
 }
@@ -386,12 +391,18 @@ fn summarize(
         };
         caller_to_agent.set_loss();
         a.jitter.clear();
+        let mut answer_to_audio: Vec<f64> = a
+            .answer_to_audio_ns
+            .iter()
+            .map(|&ns| ns as f64 * 1e-6)
+            .collect();
         report.bridge = Some(BridgeReport {
             agent_answered: a.answered,
             agent_refused: a.refused,
             agent_ended_by_switch: a.ended_by_switch,
             agent_not_acked: a.not_acked,
             agent_still_up: a.still_up,
+            answer_to_audio_ms: Percentiles::of(&mut answer_to_audio),
             caller_to_agent,
             agent_to_caller,
         });
@@ -494,6 +505,12 @@ impl fmt::Display for Report {
                 b.agent_ended_by_switch,
                 b.agent_not_acked,
                 b.agent_still_up
+            )?;
+            let h = &b.answer_to_audio_ms;
+            writeln!(
+                f,
+                "agent answer -> caller's first packet at the agent ({} calls): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                h.count, h.p50, h.p99, h.max
             )?;
             for (name, d) in [
                 ("caller->agent", &b.caller_to_agent),
