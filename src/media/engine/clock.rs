@@ -92,6 +92,11 @@ impl TickClock {
         }
     }
 
+    /// The phase (0..[`PHASES`]) of the next tick.
+    pub fn next_phase(&self) -> u64 {
+        self.next % PHASES
+    }
+
     /// When the next tick is due.
     pub fn poll_timeout(&self) -> Instant {
         self.deadline_of(self.next)
@@ -155,11 +160,12 @@ impl TickClock {
     }
 }
 
-/// Which phase each leg of a worker sends in: a new leg joins the phase
-/// with the fewest legs (the lowest such phase), so every burst of sends
-/// is as short as it can be. A leg keeps its phase for life (moving it
-/// would shift its packets off their 20 ms spacing). Sans-IO: legs are
-/// named by the worker's slot index.
+/// Which phase each leg of a worker sends in. A new leg joins the phase
+/// due soonest among those within one leg of the least loaded, so its
+/// first frame leaves within a tick or two and no burst of sends grows
+/// more than two legs past the shortest. Once a leg has sent, it keeps its
+/// phase (moving it would shift its packets off their 20 ms spacing).
+/// Sans-IO: legs are named by the worker's slot index.
 #[derive(Debug, Clone)]
 pub struct PhasePlan {
     members: [Vec<usize>; PHASES as usize],
@@ -174,16 +180,17 @@ impl Default for PhasePlan {
 }
 
 impl PhasePlan {
-    /// Puts `slot` in the least loaded phase and returns that phase.
-    pub fn add(&mut self, slot: usize) -> u64 {
-        let (phase, members) = self
-            .members
-            .iter_mut()
-            .enumerate()
-            .min_by_key(|(i, m)| (m.len(), *i))
-            .expect("PHASES > 0");
-        members.push(slot);
-        phase as u64
+    /// Puts `slot` in the first phase from `next` on (the phase of the
+    /// worker's next tick, wrapping) that holds at most one leg more than
+    /// the least loaded, and returns that phase.
+    pub fn add(&mut self, slot: usize, next: u64) -> u64 {
+        let fewest = self.members.iter().map(Vec::len).min().unwrap_or(0);
+        let phase = (0..PHASES)
+            .map(|d| (next + d) % PHASES)
+            .find(|&p| self.members[p as usize].len() <= fewest + 1)
+            .unwrap_or(next % PHASES);
+        self.members[phase as usize].push(slot);
+        phase
     }
 
     /// Takes `slot` out of `phase`; false if it was not there.
@@ -318,33 +325,62 @@ mod tests {
         }
     }
 
-    /// Legs fill the phases evenly; a phase emptied by hang-ups is filled
-    /// first.
+    /// A new leg takes the phase due next while the phases are within a
+    /// leg of each other; legs that all join at the same point of the
+    /// grid still fill every phase, at most two legs apart; a phase
+    /// emptied by hang-ups is filled first.
     #[test]
-    fn phase_plan_spreads_legs_evenly() {
-        let mut plan = PhasePlan::default();
+    fn phase_plan_puts_a_leg_soon_and_keeps_the_phases_even() {
         let n = PHASES as usize;
-        let phases: Vec<u64> = (0..3 * n + 3).map(|slot| plan.add(slot)).collect();
-        for (slot, &p) in phases.iter().enumerate() {
-            assert_eq!(p, (slot % n) as u64, "slot {slot}");
+        // Joining while each phase is next in turn: one leg per phase.
+        let mut plan = PhasePlan::default();
+        for slot in 0..3 * n {
+            assert_eq!(
+                plan.add(slot, slot as u64),
+                (slot % n) as u64,
+                "slot {slot}"
+            );
         }
+        assert_eq!(plan.sizes(), [3; PHASES as usize]);
+        // Equal phases: the next one, wherever the grid is.
+        assert_eq!(plan.add(100, 7), 7);
+        assert_eq!(plan.add(101, 7), 7, "one leg above the fewest is allowed");
+        assert_eq!(plan.add(102, 7), 8, "two above is not");
+
+        // Every leg joining at phase 0 of the grid.
+        let mut plan = PhasePlan::default();
+        let phases: Vec<u64> = (0..10 * n).map(|slot| plan.add(slot, 0)).collect();
+        assert_eq!(&phases[..4], &[0, 0, 1, 1]);
         let sizes = plan.sizes();
-        assert_eq!(sizes.iter().sum::<usize>(), 3 * n + 3);
-        assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
-        // Phase 5 loses all three of its legs; the next legs go there.
+        assert_eq!(sizes.iter().sum::<usize>(), 10 * n);
+        for k in 1..=10 * n {
+            let mut plan = PhasePlan::default();
+            for slot in 0..k {
+                plan.add(slot, 0);
+            }
+            let sizes = plan.sizes();
+            let spread = sizes.iter().max().unwrap() - sizes.iter().min().unwrap();
+            assert!(spread <= 2, "{k} legs: {sizes:?}");
+        }
+
+        // Phase 5 loses all its legs; the next legs go there, even when
+        // another phase is due first.
+        let mut plan = PhasePlan::default();
+        for slot in 0..3 * n {
+            plan.add(slot, slot as u64);
+        }
         for slot in [5, 5 + n, 5 + 2 * n] {
             assert!(plan.remove(slot, 5));
         }
         assert!(!plan.remove(5, 5), "already gone");
         assert!(!plan.remove(7, 99), "no such phase");
         assert_eq!(plan.members(5), &[] as &[usize]);
-        assert_eq!(plan.add(100), 5);
-        assert_eq!(plan.add(101), 5);
-        assert_eq!(plan.add(102), 5);
-        // Then the lowest of the phases with three legs.
-        assert_eq!(plan.add(103), 3);
+        assert_eq!(plan.add(100, 2), 5);
+        assert_eq!(plan.add(101, 2), 5);
+        // 2 legs in phase 5, 3 elsewhere: the next due phase again.
+        assert_eq!(plan.add(102, 2), 2);
         let mut five = plan.members(5).to_vec();
         five.sort();
-        assert_eq!(five, vec![100, 101, 102]);
+        assert_eq!(five, vec![100, 101]);
     }
 }

@@ -330,6 +330,11 @@ impl LegCore {
         self.sender.ssrc()
     }
 
+    /// Whether the leg has sent any RTP yet.
+    pub fn has_sent(&self) -> bool {
+        self.stats.packets_sent > 0
+    }
+
     /// Whether a playback is running.
     pub fn is_playing(&self) -> bool {
         self.playback.is_some()

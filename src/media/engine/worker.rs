@@ -748,8 +748,15 @@ impl Worker {
                 }
                 Command::Leg(id, command) => {
                     if let Some(&index) = self.by_id.get(&id) {
+                        let plays = matches!(
+                            command,
+                            LegCommand::Play { .. } | LegCommand::Interject { .. }
+                        );
                         if let Some(Some(slot)) = self.slots.get_mut(index) {
                             slot.core.handle_command(now, command);
+                        }
+                        if plays {
+                            self.rephase_unsent(index);
                         }
                         self.drain(index);
                     }
@@ -818,7 +825,7 @@ impl Worker {
             .unwrap_or_default();
         let ntp = NtpTime::from_unix(wall.as_secs(), wall.subsec_nanos());
         let core = LegCore::new(self.config.clone(), negotiated, sender, now, ntp);
-        let phase = self.phases.add(index);
+        let phase = self.phases.add(index, self.clock.next_phase());
         let slot = Slot {
             id,
             core,
@@ -844,6 +851,22 @@ impl Worker {
         }
         self.by_id.insert(id, index);
         tracing::debug!(leg = %id, "media leg open");
+    }
+
+    /// A leg about to send its first frame joins the phase due soonest
+    /// ([`PhasePlan::add`]): its first prompt packet leaves within a tick
+    /// or two, not up to 20 ms later at the phase it got when it opened.
+    /// A leg that has sent keeps its phase.
+    fn rephase_unsent(&mut self, index: usize) {
+        let next = self.clock.next_phase();
+        let Some(Some(slot)) = self.slots.get_mut(index) else {
+            return;
+        };
+        if slot.core.has_sent() {
+            return;
+        }
+        self.phases.remove(index, slot.phase);
+        slot.phase = self.phases.add(index, next);
     }
 
     fn bridge(&mut self, a: LegId, b: LegId) {
