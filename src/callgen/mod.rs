@@ -432,6 +432,24 @@ pub fn process_cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// `what (N counted): p50 … ms, p99 … ms, max … ms`, when anything was
+/// counted.
+fn latency_line(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    counted: &str,
+    p: &Percentiles,
+) -> fmt::Result {
+    if p.count == 0 {
+        return Ok(());
+    }
+    writeln!(
+        f,
+        "{what} ({} {counted}): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        p.count, p.p50, p.p99, p.max
+    )
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.calls;
@@ -480,22 +498,13 @@ impl fmt::Display for Report {
             "arrival off the 20 ms grid ({} timestamps, {} packets): p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
             self.arrival_timestamps, d.count, d.p50, d.p99, d.p999, d.max
         )?;
-        let a = &self.first_audio_ms;
-        if a.count > 0 {
-            writeln!(
-                f,
-                "first RTP after the ACK ({} calls): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                a.count, a.p50, a.p99, a.max
-            )?;
-        }
-        let k = &self.digit_to_last_audio_ms;
-        if k.count > 0 {
-            writeln!(
-                f,
-                "digit -> last RTP packet ({} calls the switch ended after the digit): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                k.count, k.p50, k.p99, k.max
-            )?;
-        }
+        latency_line(f, "first RTP after the ACK", "calls", &self.first_audio_ms)?;
+        latency_line(
+            f,
+            "digit -> last RTP packet",
+            "calls the switch ended after the digit",
+            &self.digit_to_last_audio_ms,
+        )?;
         if let Some(b) = &self.bridge {
             writeln!(
                 f,
@@ -506,11 +515,11 @@ impl fmt::Display for Report {
                 b.agent_not_acked,
                 b.agent_still_up
             )?;
-            let h = &b.answer_to_audio_ms;
-            writeln!(
+            latency_line(
                 f,
-                "agent answer -> caller's first packet at the agent ({} calls): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                h.count, h.p50, h.p99, h.max
+                "agent answer -> caller's first packet at the agent",
+                "calls",
+                &b.answer_to_audio_ms,
             )?;
             for (name, d) in [
                 ("caller->agent", &b.caller_to_agent),
