@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
+use rand::Rng as _;
 
 use crate::media::dtmf::rfc4733::{Rfc4733Sender, SenderConfig};
 use crate::media::rtp::{RTP_HEADER_LEN, RtpPacket, RtpSender};
@@ -190,7 +191,12 @@ pub(super) fn run(
     let mut calls: Vec<Call> = (id..cfg.calls as usize)
         .step_by(workers)
         .map(|k| {
-            let due = shared.start + Duration::from_secs_f64(k as f64 / cfg.rate.max(0.001));
+            // Call k starts at a random point of its own 1/rate slot: the
+            // rate and the order hold, but the calls do not arrive in
+            // lockstep with the switch's 2 ms media grid (real callers
+            // don't), which would hand every new leg the same point of it.
+            let slot = k as f64 + rng.random::<f64>();
+            let due = shared.start + Duration::from_secs_f64(slot / cfg.rate.max(0.001));
             Call {
                 ids: CallIds {
                     call_id: format!("cg-{run_id}-{k}@callgen"),

@@ -160,10 +160,18 @@ impl TickClock {
     }
 }
 
+/// How many legs more than the least loaded phase a phase may hold and
+/// still take a new leg. Each leg in a burst delays the rest by a few
+/// microseconds of sends, so a few legs of imbalance cost nothing, while
+/// they let most new legs start at the next tick rather than several
+/// ticks later.
+pub const PHASE_SLACK: usize = 4;
+
 /// Which phase each leg of a worker sends in. A new leg joins the phase
-/// due soonest among those within one leg of the least loaded, so its
-/// first frame leaves within a tick or two and no burst of sends grows
-/// more than two legs past the shortest. Once a leg has sent, it keeps its
+/// due soonest among those holding at most [`PHASE_SLACK`] legs more than
+/// the least loaded, so its first frame leaves within a tick or two and
+/// no burst of sends grows more than `PHASE_SLACK + 1` legs past the
+/// shortest. Once a leg has sent, it keeps its
 /// phase (moving it would shift its packets off their 20 ms spacing).
 /// Sans-IO: legs are named by the worker's slot index.
 #[derive(Debug, Clone)]
@@ -181,13 +189,13 @@ impl Default for PhasePlan {
 
 impl PhasePlan {
     /// Puts `slot` in the first phase from `next` on (the phase of the
-    /// worker's next tick, wrapping) that holds at most one leg more than
-    /// the least loaded, and returns that phase.
+    /// worker's next tick, wrapping) that holds at most [`PHASE_SLACK`]
+    /// legs more than the least loaded, and returns that phase.
     pub fn add(&mut self, slot: usize, next: u64) -> u64 {
         let fewest = self.members.iter().map(Vec::len).min().unwrap_or(0);
         let phase = (0..PHASES)
             .map(|d| (next + d) % PHASES)
-            .find(|&p| self.members[p as usize].len() <= fewest + 1)
+            .find(|&p| self.members[p as usize].len() <= fewest + PHASE_SLACK)
             .unwrap_or(next % PHASES);
         self.members[phase as usize].push(slot);
         phase
@@ -325,13 +333,14 @@ mod tests {
         }
     }
 
-    /// A new leg takes the phase due next while the phases are within a
-    /// leg of each other; legs that all join at the same point of the
-    /// grid still fill every phase, at most two legs apart; a phase
-    /// emptied by hang-ups is filled first.
+    /// A new leg takes the phase due next unless that one holds more than
+    /// [`PHASE_SLACK`] legs above the least loaded; legs that all join at
+    /// the same point of the grid still fill every phase, at most
+    /// `PHASE_SLACK + 1` apart; a phase emptied by hang-ups is filled first.
     #[test]
     fn phase_plan_puts_a_leg_soon_and_keeps_the_phases_even() {
         let n = PHASES as usize;
+        let s = PHASE_SLACK;
         // Joining while each phase is next in turn: one leg per phase.
         let mut plan = PhasePlan::default();
         for slot in 0..3 * n {
@@ -342,45 +351,42 @@ mod tests {
             );
         }
         assert_eq!(plan.sizes(), [3; PHASES as usize]);
-        // Equal phases: the next one, wherever the grid is.
-        assert_eq!(plan.add(100, 7), 7);
-        assert_eq!(plan.add(101, 7), 7, "one leg above the fewest is allowed");
-        assert_eq!(plan.add(102, 7), 8, "two above is not");
+        // Equal phases: the next one, until it holds the slack more.
+        for slot in 0..=s {
+            assert_eq!(plan.add(100 + slot, 7), 7, "{slot} above the fewest");
+        }
+        assert_eq!(plan.add(200, 7), 8, "the slack and one above is too many");
 
         // Every leg joining at phase 0 of the grid.
         let mut plan = PhasePlan::default();
-        let phases: Vec<u64> = (0..10 * n).map(|slot| plan.add(slot, 0)).collect();
-        assert_eq!(&phases[..4], &[0, 0, 1, 1]);
-        let sizes = plan.sizes();
-        assert_eq!(sizes.iter().sum::<usize>(), 10 * n);
-        for k in 1..=10 * n {
-            let mut plan = PhasePlan::default();
-            for slot in 0..k {
-                plan.add(slot, 0);
+        for slot in 0..40 * n {
+            let phase = plan.add(slot, 0);
+            if slot <= s + 1 {
+                assert_eq!(phase, u64::from(slot > s), "slot {slot}");
             }
             let sizes = plan.sizes();
             let spread = sizes.iter().max().unwrap() - sizes.iter().min().unwrap();
-            assert!(spread <= 2, "{k} legs: {sizes:?}");
+            assert!(spread <= s + 1, "{sizes:?}");
         }
 
         // Phase 5 loses all its legs; the next legs go there, even when
-        // another phase is due first.
+        // another phase is due first, until the others are within the
+        // slack of it.
         let mut plan = PhasePlan::default();
-        for slot in 0..3 * n {
+        for slot in 0..(s + 2) * n {
             plan.add(slot, slot as u64);
         }
-        for slot in [5, 5 + n, 5 + 2 * n] {
+        for slot in (5..(s + 2) * n).step_by(n) {
             assert!(plan.remove(slot, 5));
         }
         assert!(!plan.remove(5, 5), "already gone");
         assert!(!plan.remove(7, 99), "no such phase");
         assert_eq!(plan.members(5), &[] as &[usize]);
-        assert_eq!(plan.add(100, 2), 5);
-        assert_eq!(plan.add(101, 2), 5);
-        // 2 legs in phase 5, 3 elsewhere: the next due phase again.
-        assert_eq!(plan.add(102, 2), 2);
+        assert_eq!(plan.add(1000, 2), 5);
+        assert_eq!(plan.add(1001, 2), 5);
+        assert_eq!(plan.add(1002, 2), 2, "phase 2 is within the slack again");
         let mut five = plan.members(5).to_vec();
         five.sort();
-        assert_eq!(five, vec![100, 101]);
+        assert_eq!(five, vec![1000, 1001]);
     }
 }
