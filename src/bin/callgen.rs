@@ -32,7 +32,8 @@ struct Args {
     /// Calls to place; all are up at once when the hold outlasts the ramp.
     #[arg(long, default_value_t = 100)]
     calls: u64,
-    /// New calls per second.
+    /// New calls per second (call k starts at a random point of the k-th
+    /// 1/RATE slot).
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
     /// Hold time of each call before the BYE, e.g. 60s.

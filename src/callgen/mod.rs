@@ -49,6 +49,8 @@ pub struct Config {
     /// of them are up at once.
     pub calls: u64,
     /// New calls per second.
+    /// New calls per second: call k starts at a random point of
+    /// `[k, k + 1) / rate` seconds into the run.
     pub rate: f64,
     /// How long each answered call is held before the generator's BYE.
     pub duration: Duration,
