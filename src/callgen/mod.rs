@@ -48,7 +48,6 @@ pub struct Config {
     /// Calls placed in total; with a hold longer than `calls / rate`, all
     /// of them are up at once.
     pub calls: u64,
-    /// New calls per second.
     /// New calls per second: call k starts at a random point of
     /// `[k, k + 1) / rate` seconds into the run.
     pub rate: f64,
