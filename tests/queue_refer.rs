@@ -42,6 +42,19 @@ fn refers(switch: &Switch, login: &str, scenario: &str, target: &str) -> std::pr
     )
 }
 
+/// Alice's phone refers the caller to bob; bob's refers it on to carol
+/// and expects that transfer to fail (final NOTIFY with an error).
+fn alice_then_bob_whose_refer_fails(switch: &Switch) -> (std::process::Child, std::process::Child) {
+    let alice = refers(switch, "alice", &common::scenario("agent_refer.xml"), "bob");
+    let bob = refers(
+        switch,
+        "bob",
+        &common::scenario("agent_refer_fails.xml"),
+        "carol",
+    );
+    (alice, bob)
+}
+
 fn start(name: &str) -> Switch {
     Switch::start_with(name, &["--digest-algorithms", "MD5"], prepare)
 }
@@ -139,18 +152,7 @@ fn a_second_transfer_that_fails_leaves_the_caller_with_its_agent() {
         return;
     }
     let switch = start("refer-chain-fails");
-    let alice = refers(
-        &switch,
-        "alice",
-        &common::scenario("agent_refer.xml"),
-        "bob",
-    );
-    let bob = refers(
-        &switch,
-        "bob",
-        &common::scenario("agent_refer_fails.xml"),
-        "carol",
-    );
+    let (alice, bob) = alice_then_bob_whose_refer_fails(&switch);
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-chain-fails");
     switch.wait_log("agent transfers the caller agent=bob");
     let out = alice.wait_with_output().expect("sipp alice");
@@ -288,18 +290,7 @@ fn a_second_transfer_that_rings_out_returns_the_caller() {
         return;
     }
     let switch = start_short_ring("refer-chain-noanswer");
-    let alice = refers(
-        &switch,
-        "alice",
-        &common::scenario("agent_refer.xml"),
-        "bob",
-    );
-    let bob = refers(
-        &switch,
-        "bob",
-        &common::scenario("agent_refer_fails.xml"),
-        "carol",
-    );
+    let (alice, bob) = alice_then_bob_whose_refer_fails(&switch);
     let no_answer = common::scenario("agent_no_answer.xml");
     let carol = common::agent_phone_with(&switch, "carol", "s3cret", &["-sf", &no_answer]);
     let caller = RawCaller::dial(&switch, "500", "+14155550123", "refer-chain-noanswer");

@@ -7,10 +7,11 @@
 //! when it arrives: arrival times are the kernel's receive timestamps, so
 //! reading later changes no figure, and the switch's sends do not wake
 //! the generator for every packet (which would cost both sides CPU the
-//! phones they stand for never charge the switch). A call's slots start
-//! at the tick after its answer, so the calls' frames spread over the 20 ms like those of
-//! independent phones, rather than all leaving in one burst (which would
-//! load the switch in bursts no real traffic has).
+//! phones they stand for never charge the switch). A call starts at a
+//! random point of its 1/rate slot and its frame slots start at the tick
+//! after its answer, so the calls arrive and their frames spread over the
+//! 20 ms like those of independent phones, rather than in step with the
+//! switch's clock or all in one burst (which no real traffic does).
 
 use std::collections::HashMap;
 use std::io;

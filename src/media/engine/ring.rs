@@ -478,15 +478,10 @@ mod tests {
         let n = 40;
         ring.clear();
         for i in 0..n {
-            let via = if i % 2 == 0 {
-                TransmitTo::Rtp
+            let (via, fd) = if i % 2 == 0 {
+                (TransmitTo::Rtp, from.as_raw_fd())
             } else {
-                TransmitTo::Rtcp
-            };
-            let fd = if i % 2 == 0 {
-                from.as_raw_fd()
-            } else {
-                rtcp.as_raw_fd()
+                (TransmitTo::Rtcp, rtcp.as_raw_fd())
             };
             ring.push_send(ring.target(0, via, fd), &(i as u32).to_be_bytes(), dest)
                 .unwrap();
