@@ -60,6 +60,8 @@
 //! `caller.bridge(&agent)`.
 
 mod batch;
+#[cfg(target_os = "linux")]
+mod bufring;
 mod clock;
 mod leg;
 mod priority;

@@ -21,6 +21,10 @@ pub struct EngineStats {
     pub packets_received: u64,
     /// RTP packets relayed across a bridge.
     pub packets_forwarded: u64,
+    /// RTP packets that came by a bridged leg's multishot read (Linux
+    /// `io_uring`, where the worker waits in its ring) rather than a
+    /// readiness event and a read of their own.
+    pub multishot_packets: u64,
     /// Digits reported (all sources).
     pub digits: u64,
     /// Datagrams that could not be sent.
@@ -41,6 +45,7 @@ impl EngineStats {
         self.max_send_lateness = self.max_send_lateness.max(other.max_send_lateness);
         self.packets_received += other.packets_received;
         self.packets_forwarded += other.packets_forwarded;
+        self.multishot_packets += other.multishot_packets;
         self.digits += other.digits;
         self.send_errors += other.send_errors;
         self.ticks += other.ticks;
@@ -57,6 +62,7 @@ pub(crate) struct WorkerStats {
     pub late_ticks: AtomicU64,
     pub packets_received: AtomicU64,
     pub packets_forwarded: AtomicU64,
+    pub multishot_packets: AtomicU64,
     pub digits: AtomicU64,
     pub send_errors: AtomicU64,
     pub ticks: AtomicU64,
@@ -78,6 +84,7 @@ impl WorkerStats {
             max_send_lateness: Duration::from_micros(get(&self.lateness.max_us)),
             packets_received: get(&self.packets_received),
             packets_forwarded: get(&self.packets_forwarded),
+            multishot_packets: get(&self.multishot_packets),
             digits: get(&self.digits),
             send_errors: get(&self.send_errors),
             ticks: get(&self.ticks),

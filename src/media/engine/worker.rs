@@ -25,6 +25,13 @@
 //! `recvmmsg` for all it holds ([`RecvBatch`]) and each datagram is one
 //! `sendto`.
 //!
+//! Where the ring also takes multishot reads, a bridged leg's RTP socket
+//! is read by one of them instead of waking the poll: the worker then
+//! sleeps in the ring ([`TickRing::wait`]), which wakes it for arrived
+//! datagrams, for anything the `epoll` poll has (commands, the tick timer,
+//! RTCP) and at the deadline, and which submits the relays queued since
+//! the last wait in the same call.
+//!
 //! Every [`STATS_INTERVAL`] a worker with legs logs (at `debug`) its
 //! timing over the interval: send time off the grid, wake-up lateness and
 //! tick work, p50/p99/max.
@@ -73,6 +80,11 @@ const COMMAND_BUDGET: usize = 1024;
 const DRAIN_EVERY: u32 = 8;
 /// Shortest sleep while waiting out the last millisecond before a tick.
 const FINE_SLEEP: Duration = Duration::from_micros(200);
+/// How long a worker waiting in its ring lets arriving datagrams gather
+/// before it wakes for fewer than [`super::ring::GATHER_COMPLETIONS`]:
+/// the most a relay waits for its wake-up.
+#[cfg(target_os = "linux")]
+const RELAY_GATHER: Duration = Duration::from_micros(300);
 
 /// What a handle asks of a worker.
 pub(crate) enum Command {
@@ -140,7 +152,10 @@ pub(crate) fn spawn(
         batched_io: config.batched_io,
         #[cfg(target_os = "linux")]
         ring: None,
+        ring_waits: false,
+        multishot_generation: 0,
         members: Vec::new(),
+        touched: Vec::new(),
         #[cfg(target_os = "linux")]
         scratch: Vec::with_capacity(MAX_DATAGRAM),
     };
@@ -176,12 +191,30 @@ struct Slot {
     /// of one wake-up per packet, and a digit still cuts a barge-in prompt
     /// at the next frame.
     rtp_watched: bool,
+    /// The multishot read that takes the leg's RTP while it is bridged
+    /// (instead of `rtp_watched`), by its id.
+    multishot: Option<u64>,
+    /// The last multishot read cancelled (unbridged): datagrams it took
+    /// before it ended are still the leg's.
+    cancelled: Option<u64>,
     /// Ticks the leg's RTP was read at (counts to [`DRAIN_EVERY`]).
     reads: u32,
     /// The last drain found more than one datagram queued: drain at every
     /// tick until it catches up.
     backlog: bool,
 }
+
+impl Slot {
+    /// The leg's RTP is read the moment it arrives, not at its tick.
+    fn reads_at_once(&self) -> bool {
+        self.rtp_watched || self.multishot.is_some()
+    }
+}
+
+/// A multishot read's id: a generation (so a reused slot's reads are not
+/// taken for an earlier leg's) above the slot index.
+const MULTISHOT_SLOT_BITS: u32 = 32;
+const MULTISHOT_GENERATIONS: u64 = (1 << 28) - 1;
 
 struct Worker {
     poll: Poll,
@@ -214,8 +247,15 @@ struct Worker {
     /// Batched tick I/O, once the worker thread has set it up.
     #[cfg(target_os = "linux")]
     ring: Option<TickRing>,
+    /// The worker sleeps in the ring and bridged legs' RTP comes by
+    /// multishot reads (the ring has them).
+    ring_waits: bool,
+    /// The last multishot read's generation.
+    multishot_generation: u64,
     /// The legs of the phase being run (reused).
     members: Vec<usize>,
+    /// Legs that received since their events were last drained (reused).
+    touched: Vec<usize>,
     /// A received datagram while its relay is built (reused).
     #[cfg(target_os = "linux")]
     scratch: Vec<u8>,
@@ -240,27 +280,31 @@ impl Worker {
         self.start_ring();
         let mut events = Events::with_capacity(1024);
         while !self.stopping {
-            let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout)
-                && e.kind() != io::ErrorKind::Interrupted
-            {
-                tracing::error!(cause = %e, "media worker poll failed");
-                break;
-            }
+            let asked = self.sleep();
             let mut ready = std::mem::take(&mut self.again);
-            for event in events.iter() {
-                match event.token() {
-                    WAKER => {}
-                    TIMER => {
-                        if let Some(timer) = &self.timer {
-                            timer.clear();
+            if let Some(timeout) = asked {
+                if let Err(e) = self.poll.poll(&mut events, timeout)
+                    && e.kind() != io::ErrorKind::Interrupted
+                {
+                    tracing::error!(cause = %e, "media worker poll failed");
+                    break;
+                }
+                for event in events.iter() {
+                    match event.token() {
+                        WAKER => {}
+                        TIMER => {
+                            if let Some(timer) = &self.timer {
+                                timer.clear();
+                            }
                         }
+                        t if !ready.contains(&t) => ready.push(t),
+                        _ => {}
                     }
-                    t if !ready.contains(&t) => ready.push(t),
-                    _ => {}
                 }
             }
             self.run_due_tick();
+            #[cfg(target_os = "linux")]
+            self.relay_arrivals();
             #[cfg(target_os = "linux")]
             self.read_ready_batched(&mut ready);
             // Without a ring: socket by socket.
@@ -283,12 +327,208 @@ impl Worker {
         }
         #[cfg(target_os = "linux")]
         match TickRing::new(MAX_DATAGRAM) {
-            Ok(ring) => {
-                tracing::debug!("media worker batches tick I/O (io_uring)");
+            Ok(mut ring) => {
+                use std::os::fd::AsRawFd;
+
+                if ring.multishot() {
+                    match ring.arm_poll(self.poll.as_raw_fd()) {
+                        Ok(()) => self.ring_waits = true,
+                        Err(e) => {
+                            tracing::debug!(cause = %e, "media worker does not wait in its ring")
+                        }
+                    }
+                }
+                tracing::debug!(
+                    multishot = self.ring_waits,
+                    "media worker batches tick I/O (io_uring)"
+                );
                 self.ring = Some(ring);
             }
             Err(e) => {
                 tracing::info!(cause = %e, "no batched media I/O; one syscall per datagram");
+            }
+        }
+    }
+
+    /// Sleeps in the ring where the worker does; says whether the `epoll`
+    /// poll is to be asked, and with what timeout: `None` when it has
+    /// nothing (the ring's poll of it did not fire).
+    fn sleep(&mut self) -> Option<Option<Duration>> {
+        #[cfg(target_os = "linux")]
+        if self.ring_waits {
+            match self.wait_ring(self.ring_timeout()) {
+                Some(false) => return None,
+                Some(true) => return Some(Some(Duration::ZERO)),
+                // The ring failed: the poll waits instead.
+                None => self.ring_lost(),
+            }
+        }
+        Some(self.poll_timeout())
+    }
+
+    /// How long the ring may sleep: until the tick (its own timeout is a
+    /// precise timer, so the `timerfd` is not armed), not at all while
+    /// sockets wait their turn, without limit while idle.
+    #[cfg(target_os = "linux")]
+    fn ring_timeout(&self) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        if self.by_id.is_empty() {
+            return None;
+        }
+        Some(
+            self.clock
+                .poll_timeout()
+                .saturating_duration_since(Instant::now()),
+        )
+    }
+
+    /// [`TickRing::wait`]: submits the queued relays and sleeps until a
+    /// datagram arrives, the `epoll` poll has something or `timeout`
+    /// passes. `Some(true)` when the poll has something; `None` when the
+    /// ring failed.
+    #[cfg(target_os = "linux")]
+    fn wait_ring(&mut self, timeout: Option<Duration>) -> Option<bool> {
+        use std::os::fd::AsRawFd;
+
+        let mut ring = self.ring.take()?;
+        let mut waited = Ok(0);
+        if !ring.poll_armed() {
+            waited = ring.arm_poll(self.poll.as_raw_fd()).map(|()| 0);
+        }
+        if waited.is_ok() {
+            waited = ring.wait(timeout, RELAY_GATHER);
+        }
+        match waited {
+            Ok(failed) => {
+                WorkerStats::add(&self.stats.send_errors, failed);
+                let polled = ring.take_poll_ready();
+                self.ring = Some(ring);
+                Some(polled)
+            }
+            Err(e) => {
+                tracing::error!(cause = %e, "batched media I/O failed; one syscall per datagram from now");
+                None
+            }
+        }
+    }
+
+    /// The ring is gone (it failed): bridged legs' RTP wakes the poll.
+    #[cfg(target_os = "linux")]
+    fn ring_lost(&mut self) {
+        if !self.ring_waits {
+            return;
+        }
+        self.ring_waits = false;
+        for index in 0..self.slots.len() {
+            if let Some(Some(slot)) = self.slots.get_mut(index)
+                && slot.multishot.take().is_some()
+            {
+                self.watch_rtp(index, true);
+            }
+        }
+    }
+
+    /// Handles the datagrams the bridged legs' multishot reads brought:
+    /// each relayed to the other leg (the relay leaves with the next
+    /// submission), its buffer handed back. A read that ended is armed
+    /// again when it ran out of buffers, or gives way to the poll.
+    #[cfg(target_os = "linux")]
+    fn relay_arrivals(&mut self) {
+        if !self.ring_waits {
+            return;
+        }
+        let Some(mut ring) = self.ring.take() else {
+            self.ring_lost();
+            return;
+        };
+        let mut touched = std::mem::take(&mut self.touched);
+        let mut ended = Vec::new();
+        let mut broken = None;
+        while let Some(a) = ring.pop_arrival() {
+            let index = (a.id & ((1 << MULTISHOT_SLOT_BITS) - 1)) as usize;
+            let (live, cancelled) = match self.slots.get_mut(index) {
+                Some(Some(s)) if s.multishot == Some(a.id) => (true, false),
+                Some(Some(s)) if s.cancelled == Some(a.id) => {
+                    if a.ended() {
+                        s.cancelled = None;
+                    }
+                    (false, true)
+                }
+                // A closed leg's.
+                _ => (false, false),
+            };
+            if !live && !cancelled {
+                ring.release(&a);
+                continue;
+            }
+            let relay = match ring.arrival(&a) {
+                Some((bytes, Some(src))) => {
+                    WorkerStats::add(&self.stats.multishot_packets, 1);
+                    touched.push(index);
+                    self.receive_datagram(index, TransmitTo::Rtp, bytes, src)
+                }
+                _ => None,
+            };
+            ring.release(&a);
+            if let Some((peer, tx)) = relay
+                && let Some(Some(other)) = self.slots.get(peer)
+                && let Err(e) = push_send(&mut ring, peer, other, &self.send_buf, tx)
+            {
+                broken = Some(e);
+                break;
+            }
+            if live && a.ended() {
+                if let Some(Some(slot)) = self.slots.get_mut(index) {
+                    slot.multishot = None;
+                }
+                ended.push((index, a.error()));
+            }
+        }
+        ring.publish_buffers();
+        touched.dedup();
+        for index in touched.drain(..) {
+            self.drain(index);
+        }
+        self.touched = touched;
+        if let Some(e) = broken {
+            tracing::error!(cause = %e, "batched media I/O failed; one syscall per datagram from now");
+            self.ring_lost();
+            return;
+        }
+        self.ring = Some(ring);
+        for (index, error) in ended {
+            // Out of buffers: what is queued waits in the socket for the
+            // new read (the buffers are back now).
+            if error == Some(libc::ENOBUFS) && self.arm_multishot(index) {
+                continue;
+            }
+            tracing::debug!(errno = ?error, "multishot read ended; the leg's RTP wakes the poll");
+            self.watch_rtp(index, true);
+        }
+    }
+
+    /// Starts a multishot read of a bridged leg's RTP; `false` (the leg
+    /// is then watched by the poll) when the ring cannot take it.
+    #[cfg(target_os = "linux")]
+    fn arm_multishot(&mut self, index: usize) -> bool {
+        use std::os::fd::AsRawFd;
+
+        let (Some(ring), Some(Some(slot))) = (self.ring.as_mut(), self.slots.get_mut(index)) else {
+            return false;
+        };
+        self.multishot_generation = (self.multishot_generation + 1) & MULTISHOT_GENERATIONS;
+        let id = (self.multishot_generation << MULTISHOT_SLOT_BITS) | index as u64;
+        let target = ring.target(index, TransmitTo::Rtp, slot.rtp.as_raw_fd());
+        match ring.arm_multishot(id, target) {
+            Ok(()) => {
+                slot.multishot = Some(id);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(leg = %slot.id, cause = %e, "no multishot read");
+                false
             }
         }
     }
@@ -661,7 +901,7 @@ impl Worker {
 
     /// Drains an unwatched leg's RTP socket at its tick.
     fn read_at_tick(&mut self, index: usize) {
-        if matches!(self.slots.get(index), Some(Some(slot)) if !slot.rtp_watched) {
+        if matches!(self.slots.get(index), Some(Some(slot)) if !slot.reads_at_once()) {
             let _ = self.read_socket(token(index, TransmitTo::Rtp));
         }
     }
@@ -679,12 +919,12 @@ impl Worker {
     ) -> io::Result<u64> {
         use std::os::fd::AsRawFd;
 
-        ring.clear();
+        ring.clear()?;
         for &index in members {
             let Some(Some(slot)) = self.slots.get_mut(index) else {
                 continue;
             };
-            if slot.rtp_watched {
+            if slot.reads_at_once() {
                 continue;
             }
             slot.reads = slot.reads.wrapping_add(1);
@@ -836,6 +1076,8 @@ impl Worker {
             peer: None,
             phase,
             rtp_watched: false,
+            multishot: None,
+            cancelled: None,
             reads: 0,
             backlog: false,
         };
@@ -883,8 +1125,34 @@ impl Worker {
                 slot.peer = Some(other);
                 slot.core.set_bridged(true);
             }
-            self.watch_rtp(me, true);
+            self.read_at_once(me, true);
         }
+    }
+
+    /// Whether a leg's RTP is read the moment it arrives (bridged) or at
+    /// its tick: by a multishot read where the worker waits in its ring,
+    /// else by the poll.
+    fn read_at_once(&mut self, index: usize, at_once: bool) {
+        #[cfg(target_os = "linux")]
+        if at_once && self.ring_waits && self.arm_multishot(index) {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        if !at_once
+            && let Some(Some(slot)) = self.slots.get_mut(index)
+            && let Some(id) = slot.multishot.take()
+        {
+            // Datagrams it took before it ends are still handled (not
+            // relayed).
+            slot.cancelled = Some(id);
+            if let Some(ring) = self.ring.as_mut()
+                && let Err(e) = ring.cancel_multishot(id)
+            {
+                tracing::warn!(leg = %slot.id, cause = %e, "multishot read not cancelled");
+            }
+            return;
+        }
+        self.watch_rtp(index, at_once);
     }
 
     /// Whether the leg's RTP socket wakes the worker (`Slot::rtp_watched`).
@@ -922,13 +1190,13 @@ impl Worker {
             }
             _ => None,
         };
-        self.watch_rtp(index, false);
+        self.read_at_once(index, false);
         if let Some(p) = peer {
             if let Some(Some(other)) = self.slots.get_mut(p) {
                 other.core.set_bridged(false);
                 other.peer = None;
             }
-            self.watch_rtp(p, false);
+            self.read_at_once(p, false);
         }
     }
 
