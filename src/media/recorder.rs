@@ -9,14 +9,16 @@
 //! folder is created if missing.
 //!
 //! Writes are blocking file I/O: the media engine hands audio to a writer
-//! thread or `spawn_blocking`, not the 20 ms clock.
+//! thread or `spawn_blocking`, not the 20 ms clock. Each write is one
+//! system call for all the audio it is given (the header is rewritten in
+//! place, `pwrite`), and nothing is buffered in between: a recording holds
+//! no audio of its own, so thousands of them cost little memory.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
-
-use hound::{SampleFormat, WavSpec, WavWriter};
 
 /// Recordings are 8 kHz, the rate of G.711 (RFC 3551 §4.5.14).
 pub const SAMPLE_RATE: u32 = 8000;
@@ -24,7 +26,7 @@ pub const SAMPLE_RATE: u32 = 8000;
 /// Sample frames (per channel) between header rewrites: one second.
 pub const FLUSH_EVERY: u64 = SAMPLE_RATE as u64;
 
-/// Size of the header hound writes for 16-bit PCM with one or two channels.
+/// Size of the header of a 16-bit PCM file (one or two channels).
 const HEADER_BYTES: u64 = 44;
 
 /// The WAV data chunk length is 32 bits; stop well before it wraps (about
@@ -68,12 +70,6 @@ pub enum RecorderError {
         #[source]
         source: io::Error,
     },
-    #[error("recording {}: WAV writer failed: {source}", path.display())]
-    Wav {
-        path: PathBuf,
-        #[source]
-        source: hound::Error,
-    },
     #[error("recording {}: {layout:?} recording written as {wrote:?}", path.display())]
     WrongLayout {
         path: PathBuf,
@@ -94,15 +90,19 @@ pub struct RecordingInfo {
     pub bytes: u64,
 }
 
-/// A WAV file being written, one call's worth of audio.
+/// A WAV file being written, one call's worth of audio: 16-bit PCM
+/// (`WAVE_FORMAT_PCM`), a 44-byte header and the samples, interleaved.
 pub struct Recorder {
     path: PathBuf,
     layout: Layout,
-    writer: WavWriter<BufWriter<File>>,
+    file: File,
     /// Sample frames (per channel) written.
     frames: u64,
     /// Sample frames written since the header was last rewritten.
     since_flush: u64,
+    /// The header matches the audio written (it is rewritten on drop
+    /// otherwise).
+    header_current: bool,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -133,24 +133,21 @@ impl Recorder {
                 source,
             },
         })?;
-        let spec = WavSpec {
-            channels: layout.channels(),
-            sample_rate: SAMPLE_RATE,
-            bits_per_sample: 16,
-            sample_format: SampleFormat::Int,
-        };
-        let writer =
-            WavWriter::new(BufWriter::new(file), spec).map_err(|source| RecorderError::Wav {
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(Recorder {
+        let mut rec = Recorder {
             path: path.to_owned(),
             layout,
-            writer,
+            file,
             frames: 0,
             since_flush: 0,
-        })
+            header_current: false,
+        };
+        // A valid, empty WAV file from the start.
+        let header = rec.header();
+        rec.file
+            .write_all(&header)
+            .map_err(|source| rec.io_error(source))?;
+        rec.header_current = true;
+        Ok(rec)
     }
 
     /// Creates `file_name` inside `dir`; the name must be one plain path
@@ -177,12 +174,11 @@ impl Recorder {
             return Err(self.wrong_layout(Layout::Mono));
         }
         self.reserve(pcm.len() as u64)?;
-        let mut w = self.writer.get_i16_writer(pcm.len() as u32);
+        let mut bytes = Vec::with_capacity(2 * pcm.len());
         for &s in pcm {
-            w.write_sample(s);
+            bytes.extend_from_slice(&s.to_le_bytes());
         }
-        let done = w.flush();
-        self.wrote(pcm.len() as u64, done)
+        self.append(&bytes, pcm.len() as u64)
     }
 
     /// Appends one stretch of both legs: `left` (caller) and `right`
@@ -193,42 +189,34 @@ impl Recorder {
         }
         let frames = left.len().max(right.len());
         self.reserve(frames as u64)?;
-        let mut w = self.writer.get_i16_writer(2 * frames as u32);
+        let mut bytes = Vec::with_capacity(4 * frames);
         for i in 0..frames {
-            w.write_sample(left.get(i).copied().unwrap_or(0));
-            w.write_sample(right.get(i).copied().unwrap_or(0));
+            let l = left.get(i).copied().unwrap_or(0);
+            let r = right.get(i).copied().unwrap_or(0);
+            bytes.extend_from_slice(&l.to_le_bytes());
+            bytes.extend_from_slice(&r.to_le_bytes());
         }
-        let done = w.flush();
-        self.wrote(frames as u64, done)
+        self.append(&bytes, frames as u64)
     }
 
     /// Rewrites the header so the file is valid up to here.
     pub fn flush(&mut self) -> Result<(), RecorderError> {
         self.since_flush = 0;
-        self.writer.flush().map_err(|source| RecorderError::Wav {
-            path: self.path.clone(),
-            source,
-        })
+        let header = self.header();
+        self.file
+            .write_all_at(&header, 0)
+            .map_err(|source| self.io_error(source))?;
+        self.header_current = true;
+        Ok(())
     }
 
     /// Writes the final header and closes the file.
-    pub fn finalize(self) -> Result<RecordingInfo, RecorderError> {
-        let duration = self.duration();
-        let Recorder { path, writer, .. } = self;
-        writer.finalize().map_err(|source| RecorderError::Wav {
-            path: path.clone(),
-            source,
-        })?;
-        let bytes = fs::metadata(&path)
-            .map_err(|source| RecorderError::Io {
-                path: path.clone(),
-                source,
-            })?
-            .len();
+    pub fn finalize(mut self) -> Result<RecordingInfo, RecorderError> {
+        self.flush()?;
         Ok(RecordingInfo {
-            path,
-            duration,
-            bytes,
+            path: self.path.clone(),
+            duration: self.duration(),
+            bytes: HEADER_BYTES + self.data_bytes(),
         })
     }
 
@@ -266,12 +254,16 @@ impl Recorder {
         Ok(())
     }
 
-    /// Counts a write and rewrites the header every [`FLUSH_EVERY`] frames.
-    fn wrote(&mut self, frames: u64, done: hound::Result<()>) -> Result<(), RecorderError> {
-        done.map_err(|source| RecorderError::Wav {
-            path: self.path.clone(),
-            source,
-        })?;
+    /// Appends `frames` sample frames (`bytes`, interleaved) and rewrites
+    /// the header every [`FLUSH_EVERY`] frames.
+    fn append(&mut self, bytes: &[u8], frames: u64) -> Result<(), RecorderError> {
+        if frames == 0 {
+            return Ok(());
+        }
+        self.file
+            .write_all(bytes)
+            .map_err(|source| self.io_error(source))?;
+        self.header_current = false;
         self.frames += frames;
         self.since_flush += frames;
         if self.since_flush >= FLUSH_EVERY {
@@ -279,11 +271,64 @@ impl Recorder {
         }
         Ok(())
     }
+
+    fn data_bytes(&self) -> u64 {
+        self.frames * 2 * u64::from(self.layout.channels())
+    }
+
+    /// The 44-byte header of a 16-bit PCM file holding what was written
+    /// (RIFF chunk, `fmt ` chunk, `data` chunk header).
+    fn header(&self) -> [u8; HEADER_BYTES as usize] {
+        let channels = self.layout.channels();
+        let block_align = 2 * channels;
+        let data = self.data_bytes() as u32;
+        let mut h = [0u8; HEADER_BYTES as usize];
+        let fields: [&[u8]; 13] = [
+            b"RIFF",
+            &(data + HEADER_BYTES as u32 - 8).to_le_bytes(),
+            b"WAVE",
+            b"fmt ",
+            &16u32.to_le_bytes(),
+            // WAVE_FORMAT_PCM
+            &1u16.to_le_bytes(),
+            &channels.to_le_bytes(),
+            &SAMPLE_RATE.to_le_bytes(),
+            &(SAMPLE_RATE * u32::from(block_align)).to_le_bytes(),
+            &block_align.to_le_bytes(),
+            &16u16.to_le_bytes(),
+            b"data",
+            &data.to_le_bytes(),
+        ];
+        let mut at = 0;
+        for f in fields {
+            h[at..at + f.len()].copy_from_slice(f);
+            at += f.len();
+        }
+        h
+    }
+
+    fn io_error(&self, source: io::Error) -> RecorderError {
+        RecorderError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl Drop for Recorder {
+    /// A recording dropped without [`Recorder::finalize`] (a failed write,
+    /// a worker stopping) still gets a header for all it holds.
+    fn drop(&mut self) {
+        if !self.header_current {
+            let header = self.header();
+            let _ = self.file.write_all_at(&header, 0);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use hound::WavReader;
+    use hound::{WavReader, WavSpec};
 
     use super::*;
     use crate::media::prompt::test_dir;
@@ -356,6 +401,19 @@ mod tests {
         std::mem::forget(rec);
         let (_, samples) = read_all(&path);
         assert_eq!(samples.len(), 2 * 12_000);
+    }
+
+    /// A recording dropped without being finalized (its writer thread
+    /// gave up on it) gets a header for everything it wrote.
+    #[test]
+    fn a_recording_dropped_unfinished_keeps_all_it_wrote() {
+        let path = test_dir("rec-drop").join("dropped.wav");
+        let mut rec = Recorder::create(&path, Layout::Mono).expect("create");
+        rec.write_mono(&[5; 1200]).expect("write");
+        drop(rec);
+        let (spec, samples) = read_all(&path);
+        assert_eq!(spec.channels, 1);
+        assert_eq!(samples, vec![5; 1200]);
     }
 
     #[test]

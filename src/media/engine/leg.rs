@@ -51,8 +51,9 @@ const MAX_EVENTS: usize = 64;
 /// Recording chunks handed out before new audio is dropped (the worker
 /// drains after every input, so this is only reached if it stops).
 const MAX_RECORD_OUTPUTS: usize = 64;
-/// Sample frames collected before a recording chunk goes to the writer.
-const RECORD_CHUNK: usize = 10 * FRAME_SAMPLES;
+/// Sample frames collected before a recording chunk goes to the writer
+/// (400 ms: one write a chunk, so fewer and larger writes).
+const RECORD_CHUNK: usize = 20 * FRAME_SAMPLES;
 
 /// Per-leg settings.
 #[derive(Debug, Clone)]

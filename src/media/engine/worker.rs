@@ -78,6 +78,9 @@ const COMMAND_BUDGET: usize = 1024;
 /// per 20 ms); every this many ticks, or while it is behind, it drains
 /// its socket instead, so a burst never queues up for long.
 const DRAIN_EVERY: u32 = 8;
+/// How long a recorder thread with open recordings sleeps between looks
+/// at its queue (a recording is finished at most this late).
+const RECORDER_NAP: Duration = Duration::from_millis(50);
 /// Shortest sleep while waiting out the last millisecond before a tick.
 const FINE_SLEEP: Duration = Duration::from_micros(200);
 /// How long a worker waiting in its ring lets arriving datagrams gather
@@ -1466,7 +1469,26 @@ fn run_recorder(jobs: mpsc::Receiver<RecordJob>) {
             kind: LegEventKind::RecordingFinished(result),
         });
     };
-    while let Ok(job) = jobs.recv() {
+    loop {
+        // While recordings are open the thread looks for work every
+        // RECORDER_NAP instead of sleeping on the channel: a chunk handed
+        // over then wakes no one (each would cost the media worker a
+        // wake-up call), and a nap's chunks are written in one go.
+        let job = if open.is_empty() {
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        } else {
+            match jobs.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::TryRecvError::Empty) => {
+                    thread::sleep(RECORDER_NAP);
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            }
+        };
         match &job.out {
             RecordOutput::Start { path, layout } => match Recorder::create(path, *layout) {
                 Ok(r) => {
