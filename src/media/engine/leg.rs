@@ -167,22 +167,49 @@ struct Playback {
 #[derive(Debug)]
 struct Recording {
     layout: Layout,
-    heard: JitterBuffer<[i16; FRAME_SAMPLES]>,
-    sent: Option<JitterBuffer<[i16; FRAME_SAMPLES]>>,
+    heard: JitterBuffer<CodedFrame>,
+    sent: Option<JitterBuffer<CodedFrame>>,
     left: Vec<i16>,
     right: Vec<i16>,
 }
 
 impl Recording {
-    fn take_frame(
-        buffer: &mut JitterBuffer<[i16; FRAME_SAMPLES]>,
-        now: Instant,
-        out: &mut Vec<i16>,
-    ) {
-        match buffer.poll(now) {
-            Some(Playout::Frame { payload, .. }) => out.extend_from_slice(&payload),
-            _ => out.extend_from_slice(&[0; FRAME_SAMPLES]),
+    /// The buffer's next frame, decoded onto `out` (silence for a gap).
+    fn take_frame(buffer: &mut JitterBuffer<CodedFrame>, now: Instant, out: &mut Vec<i16>) {
+        let start = out.len();
+        out.resize(start + FRAME_SAMPLES, 0);
+        if let Some(Playout::Frame { payload, .. }) = buffer.poll(now) {
+            payload.decode(&mut out[start..]);
         }
+    }
+}
+
+/// One 20 ms frame as it crossed the wire (G.711 codes), held by a
+/// recording's jitter buffer and decoded only when the recorder takes it:
+/// half the bytes of decoded samples to store and move.
+#[derive(Debug, Clone, Copy)]
+struct CodedFrame {
+    codec: Codec,
+    len: u8,
+    codes: [u8; FRAME_SAMPLES],
+}
+
+impl CodedFrame {
+    /// The first 20 ms of `codes`.
+    fn new(codec: Codec, codes: &[u8]) -> CodedFrame {
+        let len = codes.len().min(FRAME_SAMPLES);
+        let mut frame = CodedFrame {
+            codec,
+            len: len as u8,
+            codes: [0; FRAME_SAMPLES],
+        };
+        frame.codes[..len].copy_from_slice(&codes[..len]);
+        frame
+    }
+
+    /// Decodes into `out` (a short frame leaves the rest as it was).
+    fn decode(&self, out: &mut [i16]) {
+        decode(self.codec, &self.codes[..usize::from(self.len)], out);
     }
 }
 
@@ -504,14 +531,10 @@ impl LegCore {
     /// Decodes received audio for the in-band detector (on arrival, for the
     /// lowest barge-in latency) and the recorder (through its jitter buffer).
     fn hear_audio(&mut self, now: Instant, codec: Codec, packet: &RtpPacket<'_>, payload: &[u8]) {
-        let mut first = [0i16; FRAME_SAMPLES];
-        for (i, chunk) in payload.chunks(FRAME_SAMPLES).enumerate().take(8) {
-            let mut pcm = [0i16; FRAME_SAMPLES];
-            let n = decode(codec, chunk, &mut pcm);
-            if i == 0 {
-                first = pcm;
-            }
-            if let Some(tones) = self.tones.as_mut() {
+        if let Some(tones) = self.tones.as_mut() {
+            for (i, chunk) in payload.chunks(FRAME_SAMPLES).enumerate().take(8) {
+                let mut pcm = [0i16; FRAME_SAMPLES];
+                let n = decode(codec, chunk, &mut pcm);
                 tones.handle_frame(now + super::TICK * i as u32, &pcm[..n]);
             }
         }
@@ -522,7 +545,8 @@ impl LegCore {
                 timestamp: packet.timestamp(),
                 marker: packet.marker(),
             };
-            rec.heard.handle_packet(now, meta, first);
+            rec.heard
+                .handle_packet(now, meta, CodedFrame::new(codec, payload));
         }
         while let Some(ev) = self.tones.as_mut().and_then(|t| t.poll_event()) {
             self.digit(ev.digit, DigitSource::Inband);
@@ -629,15 +653,13 @@ impl LegCore {
                     _ => {}
                 }
                 if let Some(sent) = self.recording.as_mut().and_then(|r| r.sent.as_mut()) {
-                    let mut pcm = [0i16; FRAME_SAMPLES];
-                    decode(ours, body, &mut pcm);
                     let meta = RtpMeta {
                         ssrc: self.sender.ssrc(),
                         seq: self.sender.next_sequence().wrapping_sub(1),
                         timestamp,
                         marker,
                     };
-                    sent.handle_packet(now, meta, pcm);
+                    sent.handle_packet(now, meta, CodedFrame::new(ours, body));
                 }
                 len
             }
@@ -716,15 +738,13 @@ impl LegCore {
                 self.stats.packets_sent += 1;
                 self.stats.frames_sent += 1;
                 if let Some(rec) = self.recording.as_mut().and_then(|r| r.sent.as_mut()) {
-                    let mut pcm = [0i16; FRAME_SAMPLES];
-                    decode(codec, frame, &mut pcm);
                     let meta = RtpMeta {
                         ssrc: self.sender.ssrc(),
                         seq: self.sender.next_sequence().wrapping_sub(1),
                         timestamp: frame_ts,
                         marker,
                     };
-                    rec.handle_packet(now, meta, pcm);
+                    rec.handle_packet(now, meta, CodedFrame::new(codec, frame));
                 }
                 sent = Some(Transmit {
                     to: self.remote.rtp(),
