@@ -464,6 +464,103 @@ fn bridged_relay(engine: &MediaEngine, ports: u16) {
     assert!(agent.recv_from(&mut buf).is_err());
 }
 
+/// Sends one RTP packet from `phone` to a leg's `addr`; whether `to`
+/// got a packet within `wait`.
+fn relayed(phone: &UdpSocket, seq: u16, addr: SocketAddr, to: &UdpSocket, wait: Duration) -> bool {
+    let payload = [0x55u8; 160];
+    phone
+        .send_to(
+            &rtp(0, seq, 160 * u32::from(seq), 0x3333, false, &payload),
+            addr,
+        )
+        .unwrap();
+    to.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 1500];
+    to.recv_from(&mut buf).is_ok()
+}
+
+/// A bridge undone and made again relays each time (with multishot reads,
+/// each bridge arms a new read and each unbridge cancels it), and a leg
+/// bridged after its peer closed (taking the closed leg's place in the
+/// worker) gets the relays, not the closed leg's phone.
+#[test]
+fn bridges_undone_remade_and_replaced_relay_to_the_current_peer() {
+    let engine = engine();
+    let pool = PortPool::new(38000..=38999).unwrap();
+    let (caller, agent, agent2) = (phone(), phone(), phone());
+    let a = open(
+        &engine,
+        &pool,
+        caller.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        None,
+    );
+    let b = open(
+        &engine,
+        &pool,
+        agent.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        Some(&a),
+    );
+    let settle = || std::thread::sleep(Duration::from_millis(50));
+    let (yes, no) = (Duration::from_millis(500), Duration::from_millis(100));
+    let mut seq = 0u16;
+    let mut next = || {
+        seq += 1;
+        seq
+    };
+    for round in 0..3 {
+        a.handle.bridge(&b.handle).unwrap();
+        settle();
+        assert!(
+            relayed(&caller, next(), a.addr, &agent, yes),
+            "round {round}: caller → agent"
+        );
+        assert!(
+            relayed(&agent, next(), b.addr, &caller, yes),
+            "round {round}: agent → caller"
+        );
+        a.handle.unbridge();
+        settle();
+        assert!(
+            !relayed(&caller, next(), a.addr, &agent, no),
+            "round {round}: unbridged"
+        );
+    }
+
+    a.handle.bridge(&b.handle).unwrap();
+    settle();
+    assert!(relayed(&caller, next(), a.addr, &agent, yes));
+    b.handle.close();
+    settle();
+    let c = open(
+        &engine,
+        &pool,
+        agent2.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        Some(&a),
+    );
+    a.handle.bridge(&c.handle).unwrap();
+    settle();
+    assert!(
+        relayed(&caller, next(), a.addr, &agent2, yes),
+        "to the new peer"
+    );
+    assert!(
+        !relayed(&caller, next(), a.addr, &agent, no),
+        "not to the closed one"
+    );
+    assert!(relayed(&agent2, next(), c.addr, &caller, yes), "and back");
+    let stats = engine.stats();
+    assert!(stats.packets_forwarded >= 9, "{stats:?}");
+    if stats.multishot_packets == 0 {
+        eprintln!("no multishot reads here: the relays came by readiness events");
+    }
+}
+
 #[test]
 fn a_stereo_recording_is_written_and_reported() {
     let dir = temp_dir("rec");
