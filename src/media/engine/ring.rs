@@ -167,14 +167,19 @@ impl TickRing {
         // Deferred task work: the kernel does the multishot reads when the
         // worker waits, and wakes it only when enough of them are due
         // ([`TickRing::wait`]). Older kernels get cooperative task work.
+        // The completion queue has room for a datagram in every provided
+        // buffer and more, so a worker held up never overflows it.
+        let cq = (4 * u32::from(buffers)).max(2 * entries);
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
+            .setup_cqsize(cq)
             .build(entries)
             .or_else(|_| {
                 IoUring::builder()
                     .setup_single_issuer()
                     .setup_coop_taskrun()
+                    .setup_cqsize(cq)
                     .build(entries)
             })?;
         let min_timeout = ring.params().is_feature_min_timeout();
