@@ -357,26 +357,40 @@ fn bridged_legs_relay_one_syscall_per_datagram() {
     assert_eq!(engine.stats().multishot_packets, 0);
 }
 
-fn bridged_relay(engine: &MediaEngine, ports: u16) {
-    let pool = PortPool::new(ports..=ports + 999).unwrap();
-    let caller = phone();
-    let agent = phone();
+/// A caller's leg (μ-law, events on 101) and an agent's leg on its
+/// worker, with the agent's codec and event payload type.
+fn caller_and_agent(
+    engine: &MediaEngine,
+    pool: &PortPool,
+    caller: &UdpSocket,
+    agent: &UdpSocket,
+    agent_codec: Codec,
+    agent_te: u8,
+) -> (Leg, Leg) {
     let a = open(
-        &engine,
-        &pool,
+        engine,
+        pool,
         caller.local_addr().unwrap(),
         Codec::Pcmu,
         Some(101),
         None,
     );
     let b = open(
-        &engine,
-        &pool,
+        engine,
+        pool,
         agent.local_addr().unwrap(),
-        Codec::Pcma,
-        Some(96),
+        agent_codec,
+        Some(agent_te),
         Some(&a),
     );
+    (a, b)
+}
+
+fn bridged_relay(engine: &MediaEngine, ports: u16) {
+    let pool = PortPool::new(ports..=ports + 999).unwrap();
+    let caller = phone();
+    let agent = phone();
+    let (a, b) = caller_and_agent(engine, &pool, &caller, &agent, Codec::Pcma, 96);
     assert_eq!(a.handle.id().worker(), b.handle.id().worker());
     a.handle.bridge(&b.handle).unwrap();
     // Let the bridge command land before media flows.
@@ -488,22 +502,7 @@ fn bridges_undone_remade_and_replaced_relay_to_the_current_peer() {
     let engine = engine();
     let pool = PortPool::new(38000..=38999).unwrap();
     let (caller, agent, agent2) = (phone(), phone(), phone());
-    let a = open(
-        &engine,
-        &pool,
-        caller.local_addr().unwrap(),
-        Codec::Pcmu,
-        Some(101),
-        None,
-    );
-    let b = open(
-        &engine,
-        &pool,
-        agent.local_addr().unwrap(),
-        Codec::Pcmu,
-        Some(101),
-        Some(&a),
-    );
+    let (a, b) = caller_and_agent(&engine, &pool, &caller, &agent, Codec::Pcmu, 101);
     let settle = || std::thread::sleep(Duration::from_millis(50));
     let (yes, no) = (Duration::from_millis(500), Duration::from_millis(100));
     let mut seq = 0u16;

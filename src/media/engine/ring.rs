@@ -823,6 +823,26 @@ mod tests {
         assert_eq!(got.len(), n);
     }
 
+    /// A ring with `buffers` provided buffers, where multishot reads work.
+    fn multishot_ring(buffers: u16) -> Option<TickRing> {
+        let ring = ring_with(buffers)?;
+        if !ring.multishot() {
+            eprintln!("skipped: no multishot reads on this kernel");
+            return None;
+        }
+        Some(ring)
+    }
+
+    /// A leg's socket (non-blocking), the peer sending to it and its
+    /// address.
+    fn leg_and_peer() -> (UdpSocket, UdpSocket, SocketAddr) {
+        let leg = UdpSocket::bind("127.0.0.1:0").unwrap();
+        leg.set_nonblocking(true).unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = leg.local_addr().unwrap();
+        (leg, peer, to)
+    }
+
     /// Every arrival until `n` datagrams came or a read ended, released
     /// as taken.
     fn arrivals(ring: &mut TickRing, n: usize) -> (Vec<(Vec<u8>, SocketAddr)>, Option<Arrival>) {
@@ -854,16 +874,11 @@ mod tests {
     /// the socket.
     #[test]
     fn a_multishot_read_brings_each_datagram_until_cancelled() {
-        let Some(mut ring) = ring() else { return };
-        if !ring.multishot() {
-            eprintln!("skipped: no multishot reads on this kernel");
+        let Some(mut ring) = multishot_ring(16) else {
             return;
-        }
-        let leg = UdpSocket::bind("127.0.0.1:0").unwrap();
-        leg.set_nonblocking(true).unwrap();
+        };
+        let (leg, peer, to) = leg_and_peer();
         let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = leg.local_addr().unwrap();
         ring.register(2, leg.as_raw_fd(), rtcp.as_raw_fd());
         let id = 7 << 32 | 2;
         ring.arm_multishot(id, ring.target(2, TransmitTo::Rtp, leg.as_raw_fd()))
@@ -899,15 +914,10 @@ mod tests {
     /// armed once buffers are back brings them.
     #[test]
     fn a_multishot_read_out_of_buffers_ends_and_a_new_one_reads_the_rest() {
-        let Some(mut ring) = ring_with(4) else { return };
-        if !ring.multishot() {
-            eprintln!("skipped: no multishot reads on this kernel");
+        let Some(mut ring) = multishot_ring(4) else {
             return;
-        }
-        let leg = UdpSocket::bind("127.0.0.1:0").unwrap();
-        leg.set_nonblocking(true).unwrap();
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = leg.local_addr().unwrap();
+        };
+        let (leg, peer, to) = leg_and_peer();
         for i in 0..10u8 {
             peer.send_to(&[i; 20], to).unwrap();
         }
