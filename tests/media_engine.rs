@@ -560,6 +560,36 @@ fn bridges_undone_remade_and_replaced_relay_to_the_current_peer() {
     }
 }
 
+/// Bad input on a bridged leg loses nothing else: a datagram too long for
+/// a receive buffer and one that is not RTP are dropped, and the next
+/// packet is relayed as usual.
+#[test]
+fn a_bridged_leg_drops_oversized_and_garbage_datagrams_and_relays_on() {
+    let engine = engine();
+    let pool = PortPool::new(39000..=39999).unwrap();
+    let (caller, agent) = (phone(), phone());
+    let (a, b) = caller_and_agent(&engine, &pool, &caller, &agent, Codec::Pcmu, 101);
+    a.handle.bridge(&b.handle).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let (yes, no) = (Duration::from_millis(500), Duration::from_millis(100));
+    assert!(relayed(&caller, 1, a.addr, &agent, yes));
+    let mut big = rtp(0, 2, 320, 0x3333, false, &[0x55; 4000]);
+    caller.send_to(&big, a.addr).unwrap();
+    big.truncate(3);
+    caller.send_to(&big, a.addr).unwrap();
+    agent.set_read_timeout(Some(no)).unwrap();
+    let mut buf = [0u8; 8192];
+    assert!(
+        agent.recv_from(&mut buf).is_err(),
+        "nothing relayed for them"
+    );
+    assert!(
+        relayed(&caller, 3, a.addr, &agent, yes),
+        "the relay goes on"
+    );
+    assert!(relayed(&agent, 1, b.addr, &caller, yes));
+}
+
 #[test]
 fn a_stereo_recording_is_written_and_reported() {
     let dir = temp_dir("rec");
