@@ -28,9 +28,10 @@
 //! Where the ring also takes multishot reads, a bridged leg's RTP socket
 //! is read by one of them instead of waking the poll: the worker then
 //! sleeps in the ring ([`TickRing::wait`]), which wakes it for arrived
-//! datagrams, for anything the `epoll` poll has (commands, the tick timer,
-//! RTCP) and at the deadline, and which submits the relays queued since
-//! the last wait in the same call.
+//! datagrams (a batch of them, or the first after a short gathering
+//! time), for anything the `epoll` poll has (commands, RTCP) and at the
+//! tick's deadline, and which submits the relays queued since the last
+//! wait in the same call.
 //!
 //! Every [`STATS_INTERVAL`] a worker with legs logs (at `debug`) its
 //! timing over the interval: send time off the grid, wake-up lateness and
@@ -498,6 +499,9 @@ impl Worker {
         if let Some(e) = broken {
             tracing::error!(cause = %e, "batched media I/O failed; one syscall per datagram from now");
             self.ring_lost();
+            for (index, _) in ended {
+                self.watch_rtp(index, true);
+            }
             return;
         }
         self.ring = Some(ring);
@@ -1473,7 +1477,7 @@ fn run_recorder(jobs: mpsc::Receiver<RecordJob>) {
         // While recordings are open the thread looks for work every
         // RECORDER_NAP instead of sleeping on the channel: a chunk handed
         // over then wakes no one (each would cost the media worker a
-        // wake-up call), and a nap's chunks are written in one go.
+        // wake-up call), and a nap's chunks are written in one wake-up.
         let job = if open.is_empty() {
             match jobs.recv() {
                 Ok(job) => job,
