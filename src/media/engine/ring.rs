@@ -147,7 +147,10 @@ pub(crate) struct TickRing {
 
 // SAFETY: the raw pointers in the operations point only into their own
 // boxed buffers, which move with the ring; the ring is used by one thread
-// at a time (the worker's), and nothing is in flight between calls.
+// at a time (the worker's, which also creates it: the ring is
+// single-issuer). Between calls only multishot reads are in flight, and
+// they write only into the provided buffers, owned by the ring and freed
+// after they are unregistered.
 unsafe impl Send for TickRing {}
 
 /// Where an operation goes: a fixed-file slot or a plain descriptor.
