@@ -313,7 +313,6 @@ impl Drop for Server {
     }
 }
 
-/// `... listening sip=ADDR http=ADDR` → the two addresses.
 /// `serve` in `dir` on loopback ports it picks, with its own database and
 /// `extra` flags.
 fn serve_on_loopback(dir: &Path, extra: &[&str]) -> Server {
@@ -330,6 +329,7 @@ fn serve_on_loopback(dir: &Path, extra: &[&str]) -> Server {
     )
 }
 
+/// `... listening sip=ADDR http=ADDR` → the two addresses.
 fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let rest = &line[line.find("listening sip=")? + "listening sip=".len()..];
     let (sip, rest) = rest.split_once(" http=")?;

@@ -141,8 +141,6 @@ pub(crate) struct TickRing {
     poll_ready: bool,
     /// The multishot poll of the `epoll` descriptor is armed.
     poll_armed: bool,
-    /// The kernel takes a shortest wait ([`TickRing::wait`]'s `gather`).
-    min_timeout: bool,
 }
 
 // SAFETY: the raw pointers in the operations point only into their own
@@ -185,7 +183,6 @@ impl TickRing {
                     .setup_cqsize(cq)
                     .build(entries)
             })?;
-        let min_timeout = ring.params().is_feature_min_timeout();
         let table = ring.submitter().register_files_sparse(FIXED_FILES).is_ok();
         let mut me = TickRing {
             ring,
@@ -203,7 +200,6 @@ impl TickRing {
             arrivals: VecDeque::new(),
             poll_ready: false,
             poll_armed: false,
-            min_timeout,
         };
         me.check()?;
         if let Err(e) = me.start_multishot(buffers) {
@@ -492,7 +488,8 @@ impl TickRing {
                 args = types::SubmitArgs::new().timespec(&ts);
                 let mut want = 1;
                 let gather = gather.min(d);
-                if self.min_timeout && !gather.is_zero() {
+                // Where the kernel takes a shortest wait.
+                if self.ring.params().is_feature_min_timeout() && !gather.is_zero() {
                     args = args.min_wait_usec(gather.as_micros().max(1) as u32);
                     want = GATHER_COMPLETIONS;
                 }

@@ -8,11 +8,13 @@
 //! bridged packet is relayed before the worker sleeps again), but a due
 //! tick goes first: between two sockets the worker checks the clock, so a
 //! burst of arriving packets never holds back the frames due to leave.
-//! The tick's deadline is a `timerfd` in the poll (Linux; [`timer`]):
-//! the kernel wakes the worker at the deadline to the microsecond, where
-//! epoll's own timeout has millisecond resolution and 50 µs of slack.
-//! Elsewhere the poll sleeps in whole milliseconds and covers the last
-//! one with short sleeps between zero-timeout polls.
+//! A worker sleeping in its ring (below) wakes at the tick's deadline by
+//! the ring wait's own timeout; otherwise the deadline is a `timerfd` in
+//! the poll (Linux; [`timer`]): either way the kernel wakes the worker at
+//! the deadline to the microsecond, where epoll's own timeout has
+//! millisecond resolution and 50 µs of slack. Elsewhere the poll sleeps
+//! in whole milliseconds and covers the last one with short sleeps
+//! between zero-timeout polls.
 //!
 //! Each frame leaves from its leg's own socket (symmetric RTP: the source
 //! port is the leg's), so `sendmmsg`, which batches datagrams of one
