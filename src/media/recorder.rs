@@ -20,6 +20,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use crate::media::g711;
+use crate::media::sdp::Codec;
+
 /// Recordings are 8 kHz, the rate of G.711 (RFC 3551 §4.5.14).
 pub const SAMPLE_RATE: u32 = 8000;
 
@@ -168,35 +171,47 @@ impl Recorder {
         }
     }
 
-    /// Appends mono audio (voicemail).
-    pub fn write_mono(&mut self, pcm: &[i16]) -> Result<(), RecorderError> {
-        if self.layout != Layout::Mono {
-            return Err(self.wrong_layout(Layout::Mono));
+    /// Appends one stretch of audio given as G.711 codes of `codec` (as
+    /// it crossed the wire), decoded here: `left` alone for mono
+    /// (voicemail); `left` (caller) and `right` (agent) for stereo, the
+    /// shorter side padded with silence.
+    pub fn write(&mut self, codec: Codec, left: &[u8], right: &[u8]) -> Result<(), RecorderError> {
+        // Each codec's decoder is its own instance of `write_decoded`, so
+        // the table lookup is inlined in the loop.
+        match codec {
+            Codec::Pcmu => self.write_decoded(g711::ulaw_decode, left, right),
+            Codec::Pcma => self.write_decoded(g711::alaw_decode, left, right),
         }
-        self.reserve(pcm.len() as u64)?;
-        let mut bytes = Vec::with_capacity(2 * pcm.len());
-        for &s in pcm {
-            bytes.extend_from_slice(&s.to_le_bytes());
-        }
-        self.append(&bytes, pcm.len() as u64)
     }
 
-    /// Appends one stretch of both legs: `left` (caller) and `right`
-    /// (agent). The shorter side is padded with silence.
-    pub fn write_stereo(&mut self, left: &[i16], right: &[i16]) -> Result<(), RecorderError> {
-        if self.layout != Layout::Stereo {
-            return Err(self.wrong_layout(Layout::Stereo));
+    fn write_decoded(
+        &mut self,
+        decode: impl Fn(u8) -> i16 + Copy,
+        left: &[u8],
+        right: &[u8],
+    ) -> Result<(), RecorderError> {
+        match self.layout {
+            Layout::Mono if !right.is_empty() => Err(self.wrong_layout(Layout::Stereo)),
+            Layout::Mono => {
+                self.reserve(left.len() as u64)?;
+                let mut bytes = vec![0u8; 2 * left.len()];
+                for (out, &c) in bytes.chunks_exact_mut(2).zip(left) {
+                    out.copy_from_slice(&decode(c).to_le_bytes());
+                }
+                self.append(&bytes, left.len() as u64)
+            }
+            Layout::Stereo => {
+                let frames = left.len().max(right.len());
+                self.reserve(frames as u64)?;
+                let mut bytes = vec![0u8; 4 * frames];
+                let sample = |codes: &[u8], i: usize| codes.get(i).map_or(0, |&c| decode(c));
+                for (i, out) in bytes.chunks_exact_mut(4).enumerate() {
+                    out[..2].copy_from_slice(&sample(left, i).to_le_bytes());
+                    out[2..].copy_from_slice(&sample(right, i).to_le_bytes());
+                }
+                self.append(&bytes, frames as u64)
+            }
         }
-        let frames = left.len().max(right.len());
-        self.reserve(frames as u64)?;
-        let mut bytes = Vec::with_capacity(4 * frames);
-        for i in 0..frames {
-            let l = left.get(i).copied().unwrap_or(0);
-            let r = right.get(i).copied().unwrap_or(0);
-            bytes.extend_from_slice(&l.to_le_bytes());
-            bytes.extend_from_slice(&r.to_le_bytes());
-        }
-        self.append(&bytes, frames as u64)
     }
 
     /// Rewrites the header so the file is valid up to here.
@@ -344,13 +359,13 @@ mod tests {
     }
 
     #[test]
-    fn mono_recording_reads_back_exactly() {
+    fn mono_recording_decodes_every_code_exactly() {
         let dir = test_dir("rec-mono").join("voicemail");
         let path = dir.join("vm.wav");
         let mut rec = Recorder::create(&path, Layout::Mono).expect("create");
-        let audio: Vec<i16> = (0..4000).map(|i| (i * 37 % 65536 - 32768) as i16).collect();
-        for chunk in audio.chunks(160) {
-            rec.write_mono(chunk).expect("write");
+        let codes: Vec<u8> = (0..4000).map(|i| (i * 37 % 256) as u8).collect();
+        for chunk in codes.chunks(160) {
+            rec.write(Codec::Pcmu, chunk, &[]).expect("write");
         }
         assert_eq!(rec.duration(), Duration::from_millis(500));
         let info = rec.finalize().expect("finalize");
@@ -362,7 +377,8 @@ mod tests {
             (spec.channels, spec.sample_rate, spec.bits_per_sample),
             (1, 8000, 16)
         );
-        assert_eq!(samples, audio);
+        let want: Vec<i16> = codes.iter().map(|&c| g711::ulaw_decode(c)).collect();
+        assert_eq!(samples, want);
     }
 
     #[test]
@@ -370,14 +386,34 @@ mod tests {
         let dir = test_dir("rec-stereo");
         let path = dir.join("call.wav");
         let mut rec = Recorder::create(&path, Layout::Stereo).expect("create");
-        rec.write_stereo(&[1, 2, 3], &[-1, -2, -3]).expect("write");
-        rec.write_stereo(&[4, 5], &[]).expect("agent frame lost");
-        rec.write_stereo(&[], &[-6]).expect("caller frame lost");
+        let a = |c: u8| g711::alaw_decode(c);
+        rec.write(Codec::Pcma, &[1, 2, 3], &[0x81, 0x82, 0x83])
+            .expect("write");
+        rec.write(Codec::Pcma, &[4, 5], &[])
+            .expect("agent frame lost");
+        rec.write(Codec::Pcma, &[], &[0x86])
+            .expect("caller frame lost");
         let info = rec.finalize().expect("finalize");
         assert_eq!(info.duration, Duration::from_micros(6 * 125));
         let (spec, samples) = read_all(&path);
         assert_eq!(spec.channels, 2);
-        assert_eq!(samples, [1, -1, 2, -2, 3, -3, 4, 0, 5, 0, 0, -6]);
+        assert_eq!(
+            samples,
+            [
+                a(1),
+                a(0x81),
+                a(2),
+                a(0x82),
+                a(3),
+                a(0x83),
+                a(4),
+                0,
+                a(5),
+                0,
+                0,
+                a(0x86)
+            ]
+        );
         assert_eq!(info.bytes, 44 + 24);
     }
 
@@ -386,14 +422,14 @@ mod tests {
         let dir = test_dir("rec-crash");
         let path = dir.join("crash.wav");
         let mut rec = Recorder::create(&path, Layout::Stereo).expect("create");
-        let frame = [100i16; 160];
+        let frame = [0x90u8; 160];
         // 1.5 s: the header was last rewritten at 1 s.
         for _ in 0..75 {
-            rec.write_stereo(&frame, &frame).expect("write");
+            rec.write(Codec::Pcmu, &frame, &frame).expect("write");
         }
         let (_, samples) = read_all(&path);
         assert_eq!(samples.len(), 2 * 8000);
-        assert!(samples.iter().all(|&s| s == 100));
+        assert!(samples.iter().all(|&s| s == g711::ulaw_decode(0x90)));
         rec.flush().expect("flush");
         let (_, samples) = read_all(&path);
         assert_eq!(samples.len(), 2 * 12_000);
@@ -409,11 +445,11 @@ mod tests {
     fn a_recording_dropped_unfinished_keeps_all_it_wrote() {
         let path = test_dir("rec-drop").join("dropped.wav");
         let mut rec = Recorder::create(&path, Layout::Mono).expect("create");
-        rec.write_mono(&[5; 1200]).expect("write");
+        rec.write(Codec::Pcmu, &[5; 1200], &[]).expect("write");
         drop(rec);
         let (spec, samples) = read_all(&path);
         assert_eq!(spec.channels, 1);
-        assert_eq!(samples, vec![5; 1200]);
+        assert_eq!(samples, vec![g711::ulaw_decode(5); 1200]);
     }
 
     #[test]
@@ -442,10 +478,10 @@ mod tests {
         let mut rec = Recorder::create_in(&dir, "b.wav", Layout::Mono).expect("create_in");
         assert_eq!(rec.path(), dir.join("b.wav"));
         assert!(matches!(
-            rec.write_stereo(&[1], &[2]),
+            rec.write(Codec::Pcmu, &[1], &[2]),
             Err(RecorderError::WrongLayout { .. })
         ));
-        rec.write_mono(&[7]).expect("write");
+        rec.write(Codec::Pcmu, &[7], &[]).expect("write");
         assert_eq!(rec.finalize().expect("finalize").bytes, 46);
 
         // A file where the folder should be.

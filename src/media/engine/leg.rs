@@ -35,9 +35,9 @@ use crate::media::dtmf::rfc4733::{
     ReceiverConfig, Rfc4733Event, Rfc4733Receiver, Rfc4733Sender, SenderConfig,
 };
 use crate::media::g711;
-use crate::media::jitter::{JitterBuffer, JitterConfig, Playout, RtpMeta};
+use crate::media::jitter::{self, Timeline};
 use crate::media::prompt::{FRAME_SAMPLES, Prompt, PromptCursor};
-use crate::media::recorder::Layout;
+use crate::media::recorder::{Layout, SAMPLE_RATE};
 use crate::media::rtp::rtcp::{
     NtpTime, ReceiverReport, RtcpCompound, RtcpPacket, SenderReport, write_bye, write_sdes_cname,
 };
@@ -51,9 +51,6 @@ const MAX_EVENTS: usize = 64;
 /// Recording chunks handed out before new audio is dropped (the worker
 /// drains after every input, so this is only reached if it stops).
 const MAX_RECORD_OUTPUTS: usize = 64;
-/// Sample frames collected before a recording chunk goes to the writer
-/// (400 ms: one write a chunk, so fewer and larger writes).
-const RECORD_CHUNK: usize = 20 * FRAME_SAMPLES;
 
 /// Per-leg settings.
 #[derive(Debug, Clone)]
@@ -63,8 +60,6 @@ pub struct LegConfig {
     /// Time between RTCP reports (RFC 3550 §6.2 allows a fixed interval
     /// for two-party sessions; 5 s is its minimum).
     pub rtcp_interval: Duration,
-    /// The jitter buffer in front of the recorder.
-    pub jitter: JitterConfig,
     /// When to listen for DTMF tones in the audio.
     pub inband_dtmf: InbandDtmf,
     /// Length of a digit sent with [`LegCommand::SendDtmf`].
@@ -78,7 +73,6 @@ impl Default for LegConfig {
         LegConfig {
             media_timeout: Duration::from_secs(60),
             rtcp_interval: Duration::from_secs(5),
-            jitter: JitterConfig::default(),
             inband_dtmf: InbandDtmf::Auto,
             dtmf_length: Duration::from_millis(100),
             cname: Arc::from("switchboard"),
@@ -146,10 +140,12 @@ pub enum RecordOutput {
         path: PathBuf,
         layout: Layout,
     },
-    /// 8 kHz samples; `right` is empty for mono.
-    Samples {
-        left: Vec<i16>,
-        right: Vec<i16>,
+    /// 8 kHz G.711 codes of `codec`, as they crossed the wire (the
+    /// recorder decodes them); `right` is empty for mono.
+    Audio {
+        codec: Codec,
+        left: Vec<u8>,
+        right: Vec<u8>,
     },
     Stop,
 }
@@ -162,54 +158,67 @@ struct Playback {
 }
 
 /// A recording in progress: the remote's audio (left) and what the leg
-/// sends (right), each through a jitter buffer and taken one frame per
-/// tick so the two channels stay aligned.
+/// sends (right), each placed on the recording's timeline by its RTP
+/// timestamp ([`Timeline`]) and handed to the recorder a chunk at a time,
+/// both channels over the same stretch so they stay aligned.
 #[derive(Debug)]
 struct Recording {
-    layout: Layout,
-    heard: JitterBuffer<CodedFrame>,
-    sent: Option<JitterBuffer<CodedFrame>>,
-    left: Vec<i16>,
-    right: Vec<i16>,
+    /// Sample 0 of the timeline.
+    start: Instant,
+    heard: Timeline,
+    sent: Option<Timeline>,
 }
 
 impl Recording {
-    /// The buffer's next frame, decoded onto `out` (silence for a gap).
-    fn take_frame(buffer: &mut JitterBuffer<CodedFrame>, now: Instant, out: &mut Vec<i16>) {
-        let start = out.len();
-        out.resize(start + FRAME_SAMPLES, 0);
-        if let Some(Playout::Frame { payload, .. }) = buffer.poll(now) {
-            payload.decode(&mut out[start..]);
+    fn new(layout: Layout, codec: Codec, start: Instant) -> Recording {
+        Recording {
+            start,
+            heard: Timeline::new(codec),
+            sent: (layout == Layout::Stereo).then(|| Timeline::new(codec)),
         }
     }
-}
 
-/// One 20 ms frame as it crossed the wire (G.711 codes), held by a
-/// recording's jitter buffer and decoded only when the recorder takes it:
-/// half the bytes of decoded samples to store and move.
-#[derive(Debug, Clone, Copy)]
-struct CodedFrame {
-    codec: Codec,
-    len: u8,
-    codes: [u8; FRAME_SAMPLES],
-}
-
-impl CodedFrame {
-    /// The first 20 ms of `codes`.
-    fn new(codec: Codec, codes: &[u8]) -> CodedFrame {
-        let len = codes.len().min(FRAME_SAMPLES);
-        let mut frame = CodedFrame {
-            codec,
-            len: len as u8,
-            codes: [0; FRAME_SAMPLES],
-        };
-        frame.codes[..len].copy_from_slice(&codes[..len]);
-        frame
+    /// The timeline's head at `now`: samples since the recording began.
+    fn head(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.start);
+        let rate = u64::from(SAMPLE_RATE);
+        since.as_secs() * rate + u64::from(since.subsec_micros()) * rate / 1_000_000
     }
 
-    /// Decodes into `out` (a short frame leaves the rest as it was).
-    fn decode(&self, out: &mut [i16]) {
-        decode(self.codec, &self.codes[..usize::from(self.len)], out);
+    /// The next chunk, once the head is past its end by the delay.
+    fn due_chunk(&mut self, now: Instant) -> Option<RecordOutput> {
+        let taken = self.heard.taken();
+        (self.head(now) >= taken + jitter::CHUNK + jitter::DELAY)
+            .then(|| self.take(taken + jitter::CHUNK))
+    }
+
+    /// What is left at `now`, when the recording stops: everything up to
+    /// the head (the recording lasts as long as it was on).
+    fn rest(&mut self, now: Instant) -> Vec<RecordOutput> {
+        let end = self.head(now);
+        let mut out = Vec::new();
+        while self.heard.taken() < end {
+            let to = end.min(self.heard.taken() + jitter::CHUNK);
+            out.push(self.take(to));
+        }
+        out
+    }
+
+    /// Both channels up to `to`.
+    fn take(&mut self, to: u64) -> RecordOutput {
+        let len = usize::try_from(to - self.heard.taken()).unwrap_or(0);
+        let mut left = Vec::with_capacity(len);
+        self.heard.take(to, &mut left);
+        let mut right = Vec::new();
+        if let Some(sent) = self.sent.as_mut() {
+            right.reserve_exact(len);
+            sent.take(to, &mut right);
+        }
+        RecordOutput::Audio {
+            codec: self.heard.codec(),
+            left,
+            right,
+        }
     }
 }
 
@@ -539,14 +548,9 @@ impl LegCore {
             }
         }
         if let Some(rec) = self.recording.as_mut() {
-            let meta = RtpMeta {
-                ssrc: packet.ssrc(),
-                seq: packet.sequence(),
-                timestamp: packet.timestamp(),
-                marker: packet.marker(),
-            };
+            let head = rec.head(now);
             rec.heard
-                .handle_packet(now, meta, CodedFrame::new(codec, payload));
+                .place(head, packet.ssrc(), packet.timestamp(), codec, payload);
         }
         while let Some(ev) = self.tones.as_mut().and_then(|t| t.poll_event()) {
             self.digit(ev.digit, DigitSource::Inband);
@@ -652,14 +656,11 @@ impl LegCore {
                     (Codec::Pcma, Codec::Pcmu) => g711::transcode_alaw_to_ulaw(body),
                     _ => {}
                 }
-                if let Some(sent) = self.recording.as_mut().and_then(|r| r.sent.as_mut()) {
-                    let meta = RtpMeta {
-                        ssrc: self.sender.ssrc(),
-                        seq: self.sender.next_sequence().wrapping_sub(1),
-                        timestamp,
-                        marker,
-                    };
-                    sent.handle_packet(now, meta, CodedFrame::new(ours, body));
+                if let Some(rec) = self.recording.as_mut() {
+                    let head = rec.head(now);
+                    if let Some(sent) = rec.sent.as_mut() {
+                        sent.place(head, self.sender.ssrc(), timestamp, ours, body);
+                    }
                 }
                 len
             }
@@ -693,8 +694,8 @@ impl LegCore {
         self.rfc4733.handle_timeout(now);
         self.drain_rfc4733();
         self.check_media_timeout(now);
-        if self.recording.is_some() {
-            self.record_tick(now, missed);
+        while let Some(out) = self.recording.as_mut().and_then(|r| r.due_chunk(now)) {
+            self.record(out);
         }
 
         // A digit being sent replaces the audio (RFC 4733 §2.5.1).
@@ -737,14 +738,11 @@ impl LegCore {
                 self.relay_anchor = None;
                 self.stats.packets_sent += 1;
                 self.stats.frames_sent += 1;
-                if let Some(rec) = self.recording.as_mut().and_then(|r| r.sent.as_mut()) {
-                    let meta = RtpMeta {
-                        ssrc: self.sender.ssrc(),
-                        seq: self.sender.next_sequence().wrapping_sub(1),
-                        timestamp: frame_ts,
-                        marker,
-                    };
-                    rec.handle_packet(now, meta, CodedFrame::new(codec, frame));
+                if let Some(rec) = self.recording.as_mut() {
+                    let head = rec.head(now);
+                    if let Some(sent) = rec.sent.as_mut() {
+                        sent.place(head, self.sender.ssrc(), frame_ts, codec, frame);
+                    }
                 }
                 sent = Some(Transmit {
                     to: self.remote.rtp(),
@@ -778,28 +776,6 @@ impl LegCore {
         if silent_for >= self.config.media_timeout {
             self.timed_out = true;
             self.event(LegEventKind::MediaTimeout { silent_for });
-        }
-    }
-
-    fn record_tick(&mut self, now: Instant, missed: u64) {
-        let Some(rec) = self.recording.as_mut() else {
-            return;
-        };
-        for _ in 0..=missed.min(10) {
-            Recording::take_frame(&mut rec.heard, now, &mut rec.left);
-            if let Some(sent) = rec.sent.as_mut() {
-                Recording::take_frame(sent, now, &mut rec.right);
-            }
-        }
-        if rec.left.len() >= RECORD_CHUNK {
-            let left = std::mem::replace(&mut rec.left, Vec::with_capacity(RECORD_CHUNK + 160));
-            let right = match rec.layout {
-                Layout::Mono => Vec::new(),
-                Layout::Stereo => {
-                    std::mem::replace(&mut rec.right, Vec::with_capacity(RECORD_CHUNK + 160))
-                }
-            };
-            self.record(RecordOutput::Samples { left, right });
         }
     }
 
@@ -902,8 +878,8 @@ impl LegCore {
                     self.timed_out = false;
                 }
             }
-            LegCommand::StartRecording { path, layout } => self.start_recording(path, layout),
-            LegCommand::StopRecording => self.stop_recording(),
+            LegCommand::StartRecording { path, layout } => self.start_recording(now, path, layout),
+            LegCommand::StopRecording => self.stop_recording(now),
             LegCommand::SendDtmf(digit) => {
                 if self.negotiated.telephone_event_pt.is_some() {
                     let length = self.config.dtmf_length;
@@ -957,37 +933,17 @@ impl LegCore {
         self.configure_tones();
     }
 
-    fn start_recording(&mut self, path: PathBuf, layout: Layout) {
-        self.stop_recording();
-        let sent = match layout {
-            Layout::Mono => None,
-            Layout::Stereo => Some(JitterBuffer::new(self.config.jitter)),
-        };
-        self.recording = Some(Box::new(Recording {
-            layout,
-            heard: JitterBuffer::new(self.config.jitter),
-            sent,
-            left: Vec::with_capacity(RECORD_CHUNK + FRAME_SAMPLES),
-            right: Vec::with_capacity(RECORD_CHUNK + FRAME_SAMPLES),
-        }));
+    fn start_recording(&mut self, now: Instant, path: PathBuf, layout: Layout) {
+        self.stop_recording(now);
+        let rec = Recording::new(layout, self.negotiated.codec, now);
+        self.recording = Some(Box::new(rec));
         self.record(RecordOutput::Start { path, layout });
     }
 
-    fn stop_recording(&mut self) {
-        if let Some(rec) = self.recording.take() {
-            let Recording {
-                layout,
-                left,
-                right,
-                ..
-            } = *rec;
-            if !left.is_empty() {
-                let right = if layout == Layout::Stereo {
-                    right
-                } else {
-                    Vec::new()
-                };
-                self.record(RecordOutput::Samples { left, right });
+    fn stop_recording(&mut self, now: Instant) {
+        if let Some(mut rec) = self.recording.take() {
+            for out in rec.rest(now) {
+                self.record(out);
             }
             self.record(RecordOutput::Stop);
         }
@@ -1004,10 +960,10 @@ impl LegCore {
         self.bridged
     }
 
-    /// Closes the leg: the recording is finished and an RTCP BYE is due
-    /// (RFC 3550 §6.6) from [`poll_transmit`](Self::poll_transmit).
-    pub fn close(&mut self) {
-        self.stop_recording();
+    /// Closes the leg at `now`: the recording is finished and an RTCP BYE
+    /// is due (RFC 3550 §6.6) from [`poll_transmit`](Self::poll_transmit).
+    pub fn close(&mut self, now: Instant) {
+        self.stop_recording(now);
         self.playback = None;
         self.paused = None;
         self.bridged = false;

@@ -62,7 +62,7 @@ use super::ring::TickRing;
 use super::stats::{LatenessHistogram, WorkerStats};
 use super::{EngineConfig, EngineError, LegCommand, LegEvent, LegEventKind, LegId, LegSetup};
 use crate::media::port_pool::PortLease;
-use crate::media::recorder::{Layout, Recorder};
+use crate::media::recorder::Recorder;
 use crate::media::rtp::RtpSender;
 use crate::media::rtp::rtcp::NtpTime;
 
@@ -1215,7 +1215,7 @@ impl Worker {
         };
         self.unbridge(index);
         if let Some(Some(slot)) = self.slots.get_mut(index) {
-            slot.core.close();
+            slot.core.close(now);
             while let Some(tx) = slot.core.poll_transmit(now, &mut self.send_buf) {
                 send(&self.stats, slot, &self.send_buf, tx);
             }
@@ -1502,15 +1502,11 @@ fn run_recorder(jobs: mpsc::Receiver<RecordJob>) {
                 }
                 Err(e) => finished(&job, Err(e)),
             },
-            RecordOutput::Samples { left, right } => {
+            RecordOutput::Audio { codec, left, right } => {
                 let Some(rec) = open.get_mut(&job.leg) else {
                     continue;
                 };
-                let written = match rec.layout() {
-                    Layout::Mono => rec.write_mono(left),
-                    Layout::Stereo => rec.write_stereo(left, right),
-                };
-                if let Err(e) = written {
+                if let Err(e) = rec.write(*codec, left, right) {
                     open.remove(&job.leg);
                     finished(&job, Err(e));
                 }

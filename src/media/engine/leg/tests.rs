@@ -591,7 +591,7 @@ fn rtcp_keeps_the_media_timeout_away_and_reports_go_out_rfc3550_6_4() {
         .collect();
     assert_eq!(kinds, vec![200, 202]);
     // Closing sends a BYE (RFC 3550 §6.6).
-    h.leg.close();
+    h.leg.close(h.now());
     let mut buf = [0u8; 256];
     let tx = h.leg.poll_transmit(h.now(), &mut buf).unwrap();
     let last = RtcpCompound::new(&buf[..tx.len]).last().unwrap().unwrap();
@@ -761,10 +761,15 @@ fn recording_writes_heard_left_and_sent_right() {
     let mut stopped = false;
     while let Some(out) = h.leg.poll_record() {
         match out {
-            RecordOutput::Samples { left: l, right: r } => {
+            RecordOutput::Audio {
+                codec,
+                left: l,
+                right: r,
+            } => {
+                assert_eq!(codec, Codec::Pcmu);
                 assert_eq!(l.len(), r.len());
-                left.extend(l);
-                right.extend(r);
+                left.extend(l.iter().map(|&c| g711::ulaw_decode(c)));
+                right.extend(r.iter().map(|&c| g711::ulaw_decode(c)));
             }
             RecordOutput::Stop => stopped = true,
             RecordOutput::Start { .. } => panic!("started twice"),
@@ -776,8 +781,8 @@ fn recording_writes_heard_left_and_sent_right() {
     let rms = |s: &[i16]| {
         (s.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / s.len() as f64).sqrt()
     };
-    // After the 60 ms jitter delay both channels carry their audio: the
-    // caller's tone (~5657 rms) left, the prompt (~8485 rms) right.
+    // Both channels carry their audio: the caller's tone (~5657 rms)
+    // left, the prompt (~8485 rms) right.
     let tail = 10 * 160;
     assert!(
         (5000.0..6300.0).contains(&rms(&left[tail..])),
@@ -789,6 +794,114 @@ fn recording_writes_heard_left_and_sent_right() {
         "{}",
         rms(&right[tail..])
     );
+}
+
+/// A bridged caller leg recording in stereo: the caller's packets
+/// (after the first, reordered in pairs) land left by their timestamps, the agent's relayed
+/// ones (A-law, transcoded to the caller's μ-law) right from when the agent
+/// began; a chunk of 400 ms leaves once the head is 60 ms past its end.
+#[test]
+fn recording_places_audio_by_timestamp_and_hands_over_chunks_after_the_delay() {
+    let mut c = Harness::new(Codec::Pcmu, Some(101));
+    let mut a = Harness::new(Codec::Pcma, None);
+    c.leg.set_bridged(true);
+    a.leg.set_bridged(true);
+    c.leg.handle_command(
+        c.now(),
+        LegCommand::StartRecording {
+            path: "call.wav".into(),
+            layout: Layout::Stereo,
+        },
+    );
+    assert!(matches!(
+        c.leg.poll_record(),
+        Some(RecordOutput::Start { .. })
+    ));
+    // Caller frame k is all code 0x80 + k; agent frame k all A-law 0x10 + k.
+    let caller = |k: u16| {
+        packet(
+            0,
+            k,
+            8000 + 160 * u32::from(k),
+            0xCA11,
+            k == 0,
+            &[0x80 + k as u8; 160],
+        )
+    };
+    let agent = |k: u16| {
+        packet(
+            8,
+            k,
+            160 * u32::from(k),
+            0xA6E,
+            k == 0,
+            &[0x10 + k as u8; 160],
+        )
+    };
+    let mut chunks = Vec::new();
+    for tick in 0..50u16 {
+        // Pairs swapped: 2 before 1, 4 before 3, ...
+        let k = match tick {
+            0 => 0,
+            t if t % 2 == 1 => t + 1,
+            t => t - 1,
+        };
+        c.rtp(SDP_RTP, &caller(k));
+        if tick >= 5 {
+            let now = c.now();
+            a.tick = c.tick;
+            let bytes = agent(tick - 5);
+            let relay = a.leg.handle_rtp(now, addr(SDP_RTP), &bytes).unwrap();
+            c.leg.handle_relay(now, &relay, &mut [0u8; 300]).unwrap();
+        }
+        c.tick();
+        while let Some(out) = c.leg.poll_record() {
+            chunks.push((c.tick, out));
+        }
+    }
+    // Head 3680 (60 ms past the first chunk's end) is reached at tick 23,
+    // 6880 at tick 43.
+    let at: Vec<u64> = chunks.iter().map(|(at, _)| *at).collect();
+    assert_eq!(at, [23, 43]);
+    let mut left = Vec::new();
+    let mut right = Vec::new();
+    for (_, out) in &chunks {
+        let RecordOutput::Audio {
+            codec,
+            left: l,
+            right: r,
+        } = out
+        else {
+            panic!("{out:?}");
+        };
+        assert_eq!(*codec, Codec::Pcmu);
+        assert_eq!((l.len(), r.len()), (3200, 3200));
+        left.extend_from_slice(l);
+        right.extend_from_slice(r);
+    }
+    for (k, frame) in left.chunks(160).enumerate() {
+        assert!(frame.iter().all(|&x| x == 0x80 + k as u8), "left frame {k}");
+    }
+    for (k, frame) in right.chunks(160).enumerate() {
+        let want = if k < 5 {
+            0xFF
+        } else {
+            g711::alaw_to_ulaw(0x10 + (k - 5) as u8)
+        };
+        assert!(frame.iter().all(|&x| x == want), "right frame {k}");
+    }
+    // Stopping hands over the rest, up to the head (50 ticks = 8000).
+    c.leg.handle_command(c.now(), LegCommand::StopRecording);
+    let rest: Vec<RecordOutput> = std::iter::from_fn(|| c.leg.poll_record()).collect();
+    let [RecordOutput::Audio { left, right, .. }, RecordOutput::Stop] = &rest[..] else {
+        panic!("{rest:?}");
+    };
+    assert_eq!((left.len(), right.len()), (1600, 1600));
+    // Frame 49 never came (tick 49 sent frame 50, ahead of the head).
+    let frames: Vec<u8> = left.chunks(160).map(|f| f[0]).collect();
+    let mut want: Vec<u8> = (40..49).map(|k| 0x80 + k).collect();
+    want.push(0xFF);
+    assert_eq!(frames, want);
 }
 
 #[test]
@@ -808,14 +921,15 @@ fn mono_recording_holds_only_the_remote() {
         );
         h.tick();
     }
-    h.leg.close();
+    h.leg.close(h.now());
     let outs: Vec<RecordOutput> = std::iter::from_fn(|| h.leg.poll_record()).collect();
     assert!(matches!(outs.first(), Some(RecordOutput::Start { .. })));
     assert_eq!(outs.last(), Some(&RecordOutput::Stop));
     let samples: usize = outs
         .iter()
         .map(|o| match o {
-            RecordOutput::Samples { left, right } => {
+            RecordOutput::Audio { codec, left, right } => {
+                assert_eq!(*codec, Codec::Pcma);
                 assert!(right.is_empty());
                 left.len()
             }
