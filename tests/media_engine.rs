@@ -560,6 +560,83 @@ fn bridges_undone_remade_and_replaced_relay_to_the_current_peer() {
     }
 }
 
+/// A recorded bridged call: a second of audio each way is relayed and
+/// recorded whole (the caller's left, the agent's right), and when the
+/// caller's phone starts a new stream the agent hears it on a timestamp
+/// that went on with time.
+#[test]
+fn a_recorded_bridged_call_keeps_both_sides_and_its_media_clock() {
+    let dir = temp_dir("bridged-rec");
+    let engine = engine();
+    let pool = PortPool::new(36000..=36999).unwrap();
+    let (caller, agent) = (phone(), phone());
+    let (mut a, b) = caller_and_agent(&engine, &pool, &caller, &agent, Codec::Pcmu, 101);
+    a.handle.bridge(&b.handle).unwrap();
+    let path = dir.join("call.wav");
+    a.handle
+        .start_recording(path.clone(), switchboard::media::recorder::Layout::Stereo);
+    std::thread::sleep(Duration::from_millis(50));
+
+    let tone = |gain: f64| -> [u8; 160] {
+        let pcm: Vec<i16> = (0..160)
+            .map(|n| ((n as f64 * 0.3).sin() * gain) as i16)
+            .collect();
+        let mut ulaw = [0u8; 160];
+        g711::encode_ulaw(&pcm, &mut ulaw);
+        ulaw
+    };
+    let (loud, soft) = (tone(9000.0), tone(3000.0));
+    let mut buf = [0u8; 1500];
+    let mut last_ts = 0;
+    for i in 0..50u16 {
+        let ts = 160 * u32::from(i);
+        caller
+            .send_to(&rtp(0, i, ts, 0xAAAA, i == 0, &loud), a.addr)
+            .unwrap();
+        agent
+            .send_to(&rtp(0, i, ts, 0xA6E, i == 0, &soft), b.addr)
+            .unwrap();
+        let (n, _) = agent.recv_from(&mut buf).expect("caller → agent");
+        last_ts = RtpPacket::parse(&buf[..n]).unwrap().timestamp();
+        caller.recv_from(&mut buf).expect("agent → caller");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A new stream from the caller's phone (another SSRC, another clock).
+    caller
+        .send_to(&rtp(0, 9, 777_777, 0xBBBB, true, &loud), a.addr)
+        .unwrap();
+    let (n, _) = agent.recv_from(&mut buf).expect("the new stream");
+    let p = RtpPacket::parse(&buf[..n]).unwrap();
+    assert!(p.marker(), "a new stream starts a talk-spurt");
+    let step = p.timestamp().wrapping_sub(last_ts);
+    assert!(
+        (1..=160 * 15).contains(&step),
+        "the agent's timestamps went on with time: {step} after the last"
+    );
+
+    a.handle.stop_recording();
+    let done = next_event(&mut a.events, |k| {
+        matches!(k, LegEventKind::RecordingFinished(_))
+    });
+    let LegEventKind::RecordingFinished(Ok(_)) = done else {
+        panic!("{done:?}")
+    };
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    assert!(left.len() >= 8000, "a second and more: {}", left.len());
+    // Both sides' audio is there: the caller's loud tone left (rms about
+    // 6,400 while it spoke), the agent's soft one right (about 2,100).
+    let spoke = |s: &[i16]| s.iter().filter(|x| x.unsigned_abs() > 1000).count();
+    assert!(spoke(&left) >= 160 * 40, "left: {}", spoke(&left));
+    assert!(
+        rms(&right) > 1000.0 && rms(&right) < 2500.0,
+        "right rms {}",
+        rms(&right)
+    );
+}
+
 /// Bad input on a bridged leg loses nothing else: a datagram too long for
 /// a receive buffer and one that is not RTP are dropped, and the next
 /// packet is relayed as usual.
