@@ -8,8 +8,10 @@
 //! Files are created new (an existing file is never overwritten) and their
 //! folder is created if missing.
 //!
-//! Writes are blocking file I/O: the media engine hands audio to a writer
-//! thread or `spawn_blocking`, not the 20 ms clock. Each write is one
+//! Audio comes as the G.711 codes that crossed the wire (the media
+//! engine's recording timelines hold nothing else) and is decoded as it
+//! is written. Writes are blocking file I/O: the media engine hands audio
+//! to a writer thread, not the 20 ms clock. Each write is one
 //! system call for all the audio it is given (the header is rewritten in
 //! place, `pwrite`), and nothing is buffered in between: a recording holds
 //! no audio of its own, so thousands of them cost little memory.
