@@ -135,7 +135,8 @@ impl Timeline {
     }
 
     /// One packet's audio (`codes` of `codec`, converted to this
-    /// timeline's codec if it differs) with the head at `head`.
+    /// timeline's codec if it differs) with the head at `head`. An empty
+    /// payload places nothing and changes nothing.
     pub fn place(
         &mut self,
         head: u64,
@@ -145,6 +146,9 @@ impl Timeline {
         codes: &[u8],
     ) -> Placed {
         let codes = &codes[..codes.len().min(MAX_PACKET)];
+        if codes.is_empty() {
+            return Placed::Placed;
+        }
         let (at, placed) = match self.anchor {
             Some(a) if a.ssrc == ssrc => {
                 let distance = i64::from(timestamp.wrapping_sub(a.timestamp) as i32);
@@ -469,6 +473,9 @@ mod tests {
         t.take(10 * RING as u64, &mut out);
         assert_eq!(out.len(), RING);
         assert_eq!(t.taken(), RING as u64);
+        // An empty payload is no stray and no anchor.
+        assert_eq!(t.place(5, 0xAA, 0, Codec::Pcmu, &[]), Placed::Placed);
+        assert_eq!(t.stats().anchors, 1);
         // An anchor never lands before what was handed over.
         assert_eq!(
             t.place(5, 0xAA, 0, Codec::Pcmu, &frame(1)),
